@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * vhost-blk: in-kernel virtio-blk backend.
+ *
+ * The device is driven with the standard vhost ioctls of <linux/vhost.h>
+ * plus the ones below.  One open file of /dev/vhost-blk is one virtio-blk
+ * device with up to VHOST_BLK_MAX_QUEUES virtqueues.  The ioctl numbers
+ * are ABI-compatible with the vhost-blk of the Virtuozzo kernel.
+ */
+#ifndef _UAPI_LINUX_VHOST_BLK_H
+#define _UAPI_LINUX_VHOST_BLK_H
+
+#include <linux/types.h>
+#include <linux/vhost.h>
+#include <linux/virtio_blk.h>
+
+/* Most virtqueues one device serves (VIRTIO_BLK_F_MQ). */
+#define VHOST_BLK_MAX_QUEUES		16
+/* Largest virtqueue size accepted by VHOST_SET_VRING_NUM (power of two). */
+#define VHOST_BLK_MAX_QUEUE_SIZE	1024
+/* Largest data payload of one request; larger requests fail with IOERR. */
+#define VHOST_BLK_MAX_REQUEST_BYTES	(8U << 20)
+/* Most segments in one discard or write-zeroes request. */
+#define VHOST_BLK_MAX_DISCARD_SEG	16
+
+/*
+ * Attach (or, with fd == -1, detach) the backend serving every virtqueue
+ * of the device: an open block device or regular file.  An fd opened
+ * without write access makes the device read-only.  The call waits for
+ * all in-flight requests of the old backend first.  index is reserved:
+ * the backend always serves all queues, and index is ignored.
+ */
+#define VHOST_BLK_SET_BACKEND	_IOW(VHOST_VIRTIO, 0xFF, struct vhost_vring_file)
+
+/*
+ * Set the serial string returned by VIRTIO_BLK_T_GET_ID: exactly
+ * VIRTIO_BLK_ID_BYTES bytes, NUL-padded when shorter.
+ */
+#define VHOST_BLK_SET_SERIAL	_IOW(VHOST_VIRTIO, 0xFE, char[VIRTIO_BLK_ID_BYTES])
+
+#endif /* _UAPI_LINUX_VHOST_BLK_H */
