@@ -1,12 +1,53 @@
 # SPDX-License-Identifier: GPL-2.0
-KVER ?= $(shell uname -r)
+#
+# Out-of-tree build of vhost_blk.ko, its selftests, and the checks CI runs.
+#
+#   make [KVER=6.1.0-56-amd64 | KDIR=/path/to/build]   build the module
+#   make selftests                                      build the selftests
+#   make check                                          everything CI runs
+#   make demo                                           show it in a VM
+
+TOOLS := $(CURDIR)/tools/testing/vhost_blk
+KVER ?= $(shell $(TOOLS)/kernel-version)
 KDIR ?= /lib/modules/$(KVER)/build
 M := $(CURDIR)/drivers/vhost
+KBUILD_ARGS = -C $(KDIR) M=$(M) CONFIG_VHOST_BLK=m KCPPFLAGS="-I$(CURDIR)/include"
+
+# Build products that are not kbuild's live here (gitignored).
+BUILD ?= $(CURDIR)/build
+# The selftests are staged next to the kernel's lib.mk, as in a kernel tree.
+KSFT := $(BUILD)/kselftest
+SELFTESTS := $(CURDIR)/tools/testing/selftests/vhost_blk
 
 all: module
+
 module:
-	$(MAKE) -C $(KDIR) M=$(M) CONFIG_VHOST_BLK=m \
-		KCPPFLAGS="-I$(CURDIR)/include" modules
+	$(MAKE) $(KBUILD_ARGS) modules
+
+# sparse over every source file, whether or not it needs rebuilding.
+sparse:
+	$(MAKE) $(KBUILD_ARGS) C=2 modules
+
+selftests:
+	@ksrc=$$($(TOOLS)/kernel-source) && \
+	mkdir -p $(KSFT)/vhost_blk && \
+	cp -a $$ksrc/tools/testing/selftests/. $(KSFT)/ && \
+	cp -a $(SELFTESTS)/. $(KSFT)/vhost_blk/
+	$(MAKE) -C $(KSFT)/vhost_blk OUTPUT=$(KSFT)/vhost_blk USERCFLAGS=-Werror \
+		KHDR_INCLUDES="-isystem $(CURDIR)/include/uapi"
+
+# KVER from the command line picks the kernel to check against; otherwise
+# the scripts use Debian 12's own kernel series.
+VM_KERNEL = $(if $(filter command line environment,$(origin KVER)),--kernel $(KVER))
+
+check:
+	$(TOOLS)/check $(VM_KERNEL)
+
+demo:
+	$(TOOLS)/demo $(VM_KERNEL)
+
 clean:
-	$(MAKE) -C $(KDIR) M=$(M) clean
-.PHONY: all module clean
+	$(MAKE) $(KBUILD_ARGS) clean
+	rm -rf $(BUILD)
+
+.PHONY: all module sparse selftests check demo clean
