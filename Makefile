@@ -41,10 +41,10 @@ selftests:
 VM_KERNEL = $(if $(filter command line environment,$(origin KVER)),--kernel $(KVER))
 
 check:
-	$(TOOLS)/check $(VM_KERNEL)
+	@$(TOOLS)/check $(VM_KERNEL)
 
 demo:
-	$(TOOLS)/demo $(VM_KERNEL)
+	@$(TOOLS)/demo $(VM_KERNEL)
 
 clean:
 	$(MAKE) $(KBUILD_ARGS) clean
