@@ -8,7 +8,9 @@
 #   make demo                                           show it in a VM
 
 TOOLS := $(CURDIR)/tools/testing/vhost_blk
-KVER ?= $(shell $(TOOLS)/kernel-version)
+ifeq ($(origin KVER),undefined)
+KVER := $(shell $(TOOLS)/kernel-version)
+endif
 KDIR ?= /lib/modules/$(KVER)/build
 M := $(CURDIR)/drivers/vhost
 KBUILD_ARGS = -C $(KDIR) M=$(M) CONFIG_VHOST_BLK=m KCPPFLAGS="-I$(CURDIR)/include"
