@@ -281,26 +281,18 @@ int vb_get_vring_base(struct vb_dev *d, unsigned int idx, unsigned int *num)
 	return ret;
 }
 
-/* The whole QEMU vhost-kernel start sequence; returns 0 or -errno. */
-int vb_dev_setup(struct vb_dev *d, const struct vb_opts *o)
+/*
+ * The QEMU vhost-kernel start sequence on d->fd with d->mem: SET_OWNER
+ * through SET_BACKEND, on fresh rings.  Reusable after RESET_OWNER.
+ */
+int vb_dev_sequence(struct vb_dev *d, const struct vb_opts *o)
 {
 	uint64_t devf, bef = 0;
 	struct vhost_memory *t;
 	unsigned int i;
 	int ret;
 
-	memset(d, 0, sizeof(*d));
-	d->fd = -1;
-	d->backend = -1;
 	d->nvqs = o->nvqs ? o->nvqs : 1;
-	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
-		d->vq[i].kick = d->vq[i].call = d->vq[i].err = -1;
-	ret = vb_mem_init(&d->mem);
-	if (ret)
-		return ret;
-	d->fd = vb_open();
-	if (d->fd < 0)
-		return d->fd;
 	ret = vb_ioctl(d->fd, VHOST_SET_OWNER, NULL);
 	if (ret)
 		return ret;
@@ -314,9 +306,12 @@ int vb_dev_setup(struct vb_dev *d, const struct vb_opts *o)
 		vq->dev = d;
 		vq->idx = i;
 		vq->num = o->num ? o->num : 128;
-		vq->kick = eventfd(0, EFD_CLOEXEC);
-		vq->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		vq->err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (vq->kick < 0)
+			vq->kick = eventfd(0, EFD_CLOEXEC);
+		if (vq->call < 0)
+			vq->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (vq->err < 0)
+			vq->err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (vq->kick < 0 || vq->call < 0 || vq->err < 0)
 			return -errno;
 		f.fd = vq->call;
@@ -362,6 +357,38 @@ int vb_dev_setup(struct vb_dev *d, const struct vb_opts *o)
 		d->backend = o->backend;
 	}
 	return 0;
+}
+
+/* Fresh guest memory, open /dev/vhost-blk, run the start sequence. */
+int vb_dev_setup(struct vb_dev *d, const struct vb_opts *o)
+{
+	unsigned int i;
+	int ret;
+
+	memset(d, 0, sizeof(*d));
+	d->fd = -1;
+	d->backend = -1;
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+		d->vq[i].kick = d->vq[i].call = d->vq[i].err = -1;
+	ret = vb_mem_init(&d->mem);
+	if (ret)
+		return ret;
+	d->fd = vb_open();
+	if (d->fd < 0)
+		return d->fd;
+	return vb_dev_sequence(d, o);
+}
+
+int vb_set_mem_table(struct vb_dev *d)
+{
+	struct vhost_memory *t = vb_mem_table(&d->mem);
+	int ret;
+
+	if (!t)
+		return -ENOMEM;
+	ret = vb_ioctl(d->fd, VHOST_SET_MEM_TABLE, t);
+	free(t);
+	return ret;
 }
 
 void vb_dev_teardown(struct vb_dev *d)
@@ -603,22 +630,25 @@ int vb_vq_collect(struct vb_vq *vq)
 		uint32_t id = le32toh(e->id);
 		struct vb_req *r;
 
-		if (id >= vq->num || !vq->inflight[id]) {
+		if (id >= vq->num || !vq->chain[id]) {
 			fprintf(stderr, "# bogus used id %u at used %u\n",
 				id, vq->used_seen);
 			return -EPROTO;
 		}
+		/* a chain added with vb_vq_add() alone has no vb_req */
 		r = vq->inflight[id];
 		vq->inflight[id] = NULL;
-		r->used_len = le32toh(e->len);
-		vb_read(&vq->dev->mem, r->status_gpa, &r->status, 1);
-		r->done = true;
+		if (r) {
+			r->used_len = le32toh(e->len);
+			vb_read(&vq->dev->mem, r->status_gpa, &r->status, 1);
+			r->done = true;
+		}
 		vb_free_chain(vq, id);
 		vq->used_seen++;
 		vq->completed++;
 		n++;
 	}
-	if (vb_event_idx(vq))
+	if (vb_event_idx(vq) && !vq->manual_used_event)
 		__atomic_store_n(vb_used_event(vq),
 				 htole16(vq->used_seen), __ATOMIC_RELEASE);
 	return n;
@@ -692,6 +722,19 @@ int vb_vq_wait(struct vb_vq *vq, unsigned int n, int timeout_ms)
 			return vb_used_idx(vq) != vq->used_seen ? -ENOTCONN :
 								   -ETIMEDOUT;
 	}
+}
+
+/* Wait until used->idx reaches idx (raw tests; consumes nothing). */
+int vb_wait_used_idx(struct vb_vq *vq, uint16_t idx, int timeout_ms)
+{
+	int64_t end = vb_now_ms() + timeout_ms;
+
+	while (vb_used_idx(vq) != idx) {
+		if (vb_now_ms() > end)
+			return -ETIMEDOUT;
+		usleep(1000);
+	}
+	return 0;
 }
 
 /* Wait for n completions by polling the used ring (ignores the call fd). */

@@ -123,6 +123,7 @@ struct vb_vq {
 	uint64_t slot_gpa;	/* num slots of VB_SLOT bytes: hdr, status, table */
 	unsigned int completed;	/* total used entries consumed */
 	uint64_t scratch_gpa;	/* 4 KiB for discard payloads and the like */
+	bool manual_used_event;	/* the test drives used_event itself */
 };
 
 /* Per-head scratch in guest memory: header, status, indirect table. */
@@ -174,6 +175,8 @@ int vb_fill(const struct vb_mem *m, uint64_t gpa, int c, size_t len);
 /* Device. */
 int vb_open(void);
 int vb_dev_setup(struct vb_dev *d, const struct vb_opts *o);
+int vb_dev_sequence(struct vb_dev *d, const struct vb_opts *o);
+int vb_set_mem_table(struct vb_dev *d);
 void vb_dev_teardown(struct vb_dev *d);
 int vb_vq_init_ring(struct vb_dev *d, struct vb_vq *vq);
 int vb_vq_start(struct vb_dev *d, struct vb_vq *vq, uint16_t base);
@@ -190,6 +193,7 @@ int vb_req_prepare_segs(struct vb_vq *vq, struct vb_req *r, uint16_t head,
 			struct vb_seg *s);
 int vb_vq_collect(struct vb_vq *vq);
 int vb_vq_wait(struct vb_vq *vq, unsigned int n, int timeout_ms);
+int vb_wait_used_idx(struct vb_vq *vq, uint16_t idx, int timeout_ms);
 int vb_vq_poll_used(struct vb_vq *vq, unsigned int n, int timeout_ms);
 int vb_wait_fd(int fd, int timeout_ms);
 bool vb_fd_signalled(int fd);
