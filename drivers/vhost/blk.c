@@ -137,7 +137,7 @@ struct vhost_blk_vq;
  * A request lives from the moment the worker takes its head from the avail
  * ring until the worker puts it on the used ring.  In between it belongs to
  * the backend (bio, kiocb or work item); the backend hands it back with
- * vhost_blk_req_done(), from any context, and only the worker frees it.
+ * vhost_blk_req_put(), from any context, and only the worker frees it.
  */
 struct vhost_blk_req {
 	struct llist_node node;		/* on vq->done once completed */
@@ -152,7 +152,7 @@ struct vhost_blk_req {
 	unsigned int nr_pages;
 	struct page **pages;
 	struct bio_vec *bvec;
-	atomic_t bios;			/* outstanding bios, + 1 while building */
+	atomic_t ref;			/* backend operations, + 1 while building */
 	struct virtio_blk_discard_write_zeroes *segs;
 	unsigned int nr_segs;
 	union {
@@ -704,11 +704,16 @@ static void vhost_blk_flush_used(struct vhost_blk_vq *vq)
 
 /* Requests --------------------------------------------------------------- */
 
-/* Hand a finished request back to the worker; any context. */
-static void vhost_blk_req_done(struct vhost_blk_req *req)
+/*
+ * Drop a reference to @req; the last one hands the finished request back
+ * to the worker.  Any context.
+ */
+static void vhost_blk_req_put(struct vhost_blk_req *req)
 {
 	struct vhost_blk_vq *vq = req->vq;
 
+	if (!atomic_dec_and_test(&req->ref))
+		return;
 	if (llist_add(&req->node, &vq->done))
 		vhost_blk_wake(vq->blk, VHOST_BLK_DONE_BIT(vq->index));
 }
@@ -819,15 +824,14 @@ static void vhost_blk_bio_end_io(struct bio *bio)
 		WRITE_ONCE(req->status, bio->bi_status == BLK_STS_NOTSUPP ?
 			   VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR);
 	bio_put(bio);
-	if (atomic_dec_and_test(&req->bios))
-		vhost_blk_req_done(req);
+	vhost_blk_req_put(req);
 }
 
 static void vhost_blk_bio_submit(struct vhost_blk_req *req, struct bio *bio)
 {
 	bio->bi_private = req;
 	bio->bi_end_io = vhost_blk_bio_end_io;
-	atomic_inc(&req->bios);
+	atomic_inc(&req->ref);
 	submit_bio(bio);
 }
 
@@ -969,11 +973,12 @@ static void vhost_blk_file_work(struct work_struct *work)
 		break;
 	}
 	req->status = vhost_blk_errno_status(ret);
-	vhost_blk_req_done(req);
+	vhost_blk_req_put(req);
 }
 
 static void vhost_blk_file_punt(struct vhost_blk_req *req)
 {
+	atomic_inc(&req->ref);
 	INIT_WORK(&req->work, vhost_blk_file_work);
 	queue_work(vhost_blk_wq, &req->work);
 }
@@ -987,7 +992,7 @@ static void vhost_blk_kiocb_complete(struct kiocb *iocb, long ret)
 		kiocb_end_write(iocb);
 	if (ret != req->len)
 		req->status = VIRTIO_BLK_S_IOERR;
-	vhost_blk_req_done(req);
+	vhost_blk_req_put(req);
 }
 
 /*
@@ -1007,6 +1012,7 @@ static void vhost_blk_file_rw(struct vhost_blk_req *req)
 		vhost_blk_file_punt(req);
 		return;
 	}
+	atomic_inc(&req->ref);
 	init_sync_kiocb(iocb, file);
 	iocb->ki_pos = req->sector << VHOST_BLK_SECTOR_SHIFT;
 	iocb->ki_complete = vhost_blk_kiocb_complete;
@@ -1026,6 +1032,8 @@ static void vhost_blk_file_rw(struct vhost_blk_req *req)
 	if (ret == -EIOCBQUEUED)
 		return;
 	if (ret == -EAGAIN) {
+		/* The kiocb's reference passes to the work item. */
+		atomic_dec(&req->ref);
 		vhost_blk_file_punt(req);
 		return;
 	}
@@ -1136,7 +1144,7 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 	req->status_addr = (u8 __user *)st->addr + st->len - 1;
 	req->pages = req->inline_pages;
 	req->bvec = req->inline_bvec;
-	atomic_set(&req->bios, 1);
+	atomic_set(&req->ref, 1);
 
 	if (rlen < sizeof(hdr) ||
 	    vhost_blk_seg_copy(vq->segs, vq->nr_readable, 0, &hdr,
@@ -1215,8 +1223,7 @@ complete:
 
 submitted:
 	/* Drop the building reference: the request may complete now. */
-	if (atomic_dec_and_test(&req->bios))
-		vhost_blk_req_done(req);
+	vhost_blk_req_put(req);
 }
 
 /* Put the completed requests of @vq on its used ring. */
