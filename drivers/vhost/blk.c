@@ -885,6 +885,8 @@ static void vhost_blk_bdev_discard(struct vhost_blk_req *req)
 
 		unsigned int zflags = BLKDEV_ZERO_NOUNMAP;
 
+		if (!nr)
+			continue;
 		if (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
 			zflags = 0;
 		if (req->type == VIRTIO_BLK_T_DISCARD)
@@ -937,6 +939,8 @@ static int vhost_blk_file_discard(struct vhost_blk_req *req)
 		u32 flags = le32_to_cpu(req->segs[i].flags);
 		int punch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 
+		if (!len)
+			continue;
 		if (req->type == VIRTIO_BLK_T_DISCARD ||
 		    (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)) {
 			ret = vfs_fallocate(file, punch, pos, len);
