@@ -102,9 +102,15 @@ static void dp_check(struct __test_metadata *_metadata,
 	ASSERT_EQ(len + 1, ul);
 	vb_pattern(self->tmp, len, sector, seed);
 	vb_read(&self->d.mem, self->buf2, self->tmp2, len);
-	ASSERT_EQ(0, memcmp(self->tmp, self->tmp2, len))
-		TH_LOG("data mismatch at sector %llu len %u layout %#x",
-		       (unsigned long long)sector, len, layout);
+	ASSERT_EQ(0, memcmp(self->tmp, self->tmp2, len)) {
+		uint32_t i = 0;
+
+		while (self->tmp[i] == self->tmp2[i])
+			i++;
+		TH_LOG("data mismatch at sector %llu len %u layout %#x: first at byte %u: %02x, expected %02x",
+		       (unsigned long long)sector, len, layout, i,
+		       self->tmp2[i], self->tmp[i]);
+	}
 }
 
 static bool dp_is_zero(const uint8_t *p, size_t len)
