@@ -1167,7 +1167,8 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 			break;
 		}
 		status = vhost_blk_req_rw(req, rlen, wlen);
-		if (status != VIRTIO_BLK_S_OK)
+		/* Nothing to move: an empty bio is not for the block layer. */
+		if (status != VIRTIO_BLK_S_OK || !req->len)
 			break;
 		WRITE_ONCE(vq->inflight, vq->inflight + 1);
 		if (req->be->bdev)
