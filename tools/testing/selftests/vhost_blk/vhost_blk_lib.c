@@ -987,7 +987,7 @@ int vb_nullb_create(struct vb_backend *b, uint64_t size, const char *badblocks,
 {
 	static int seq;
 	char val[300], idx[32];
-	int ret;
+	int ret, i;
 
 	memset(b, 0, sizeof(*b));
 	b->fd = -1;
@@ -1028,8 +1028,18 @@ int vb_nullb_create(struct vb_backend *b, uint64_t size, const char *badblocks,
 		*why = "null_blk index unreadable";
 		goto fail;
 	}
-	snprintf(b->path, sizeof(b->path), "/dev/nullb%d", atoi(idx));
-	if (vb_wait_path(b->path)) {
+	/* newer null_blk names the disk after the configfs item */
+	for (i = 0; i < 200; i++) {
+		snprintf(b->path, sizeof(b->path), "/dev/%s",
+			 strrchr(b->aux, '/') + 1);
+		if (!access(b->path, F_OK))
+			break;
+		snprintf(b->path, sizeof(b->path), "/dev/nullb%d", atoi(idx));
+		if (!access(b->path, F_OK))
+			break;
+		usleep(10000);
+	}
+	if (access(b->path, F_OK)) {
 		*why = "null_blk device node did not appear";
 		ret = -ENOENT;
 		goto fail;
@@ -1158,6 +1168,7 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 		*why = "mkfs.ext4 failed";
 		return -EIO;
 	}
+	vb_run("modprobe ext4 2>/dev/null");
 	snprintf(b->aux, sizeof(b->aux), "/tmp/vbt-ext4-XXXXXX");
 	if (!mkdtemp(b->aux) ||
 	    mount(b->loopdev, b->aux, "ext4", 0, NULL)) {
