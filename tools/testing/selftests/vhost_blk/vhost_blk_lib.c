@@ -594,8 +594,8 @@ int vb_req_post(struct vb_vq *vq, struct vb_req *r)
 	if (!vq->nfree)
 		return -ENOSPC;
 	n = vb_req_prepare_segs(vq, r, vq->free_head, s);
-	if (!indirect && (unsigned int)n > vq->num)
-		indirect = true;	/* cannot fit the ring: go indirect */
+	if (!indirect && (unsigned int)n > vq->nfree)
+		indirect = true;	/* does not fit the ring now: go indirect */
 	ret = vb_vq_add(vq, s, n, indirect, &r->head);
 	if (ret)
 		return ret;
