@@ -1015,8 +1015,23 @@ static bool vb_bdev_discard_zeroes(const char *dev)
 int vb_nullb_create(struct vb_backend *b, uint64_t size, const char *badblocks,
 		    int oflags, const char **why)
 {
+	char attr[300];
+	const char *attrs[2];
+
+	if (!badblocks)
+		return vb_nullb_create_attrs(b, size, NULL, oflags, why);
+	snprintf(attr, sizeof(attr), "badblocks=%s", badblocks);
+	attrs[0] = attr;
+	attrs[1] = NULL;
+	return vb_nullb_create_attrs(b, size, attrs, oflags, why);
+}
+
+int vb_nullb_create_attrs(struct vb_backend *b, uint64_t size,
+			  const char *const *attrs, int oflags,
+			  const char **why)
+{
 	static int seq;
-	char val[300], idx[32];
+	char val[300], idx[32], name[64];
 	int ret, i;
 
 	memset(b, 0, sizeof(*b));
@@ -1045,8 +1060,17 @@ int vb_nullb_create(struct vb_backend *b, uint64_t size, const char *badblocks,
 	ret = ret ?: vb_write_attr(b->aux, "blocksize", "512");
 	ret = ret ?: vb_write_attr(b->aux, "memory_backed", "1");
 	ret = ret ?: vb_write_attr(b->aux, "discard", "1");
-	if (!ret && badblocks)
-		ret = vb_write_attr(b->aux, "badblocks", badblocks);
+	for (i = 0; !ret && attrs && attrs[i]; i++) {
+		const char *eq = strchr(attrs[i], '=');
+
+		if (!eq || eq - attrs[i] >= (int)sizeof(name)) {
+			ret = -EINVAL;
+			break;
+		}
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - attrs[i]),
+			 attrs[i]);
+		ret = vb_write_attr(b->aux, name, eq + 1);
+	}
 	ret = ret ?: vb_write_attr(b->aux, "power", "1");
 	if (ret) {
 		*why = "null_blk configfs attribute write failed";

@@ -241,6 +241,10 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 void vb_backend_destroy(struct vb_backend *b);
 int vb_nullb_create(struct vb_backend *b, uint64_t size, const char *badblocks,
 		    int oflags, const char **why);
+/* attrs: NULL-terminated "name=value" null_blk configfs settings. */
+int vb_nullb_create_attrs(struct vb_backend *b, uint64_t size,
+			  const char *const *attrs, int oflags,
+			  const char **why);
 int vb_backend_reopen(struct vb_backend *b, int flags);
 int vb_backend_read(const struct vb_backend *b, uint64_t off, void *buf,
 		    size_t len);
