@@ -224,6 +224,28 @@ TEST_F(ro, writes_succeed_after_clearing_ro_and_attaching_again)
 	ro_expect_unchanged(_metadata, self);
 }
 
+TEST_F(ro, read_only_is_followed_while_attached)
+{
+	uint32_t ul = 0;
+	int zero = 0, one = 1;
+
+	/* writable again, without attaching again */
+	ASSERT_EQ(0, ioctl(self->b.fd, BLKROSET, &zero));
+	self->ro_set = false;
+	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf, RO_SECTOR,
+					     LEN, 14, &ul));
+	vb_pattern(self->want, LEN, RO_SECTOR, 14);
+	ro_expect_unchanged(_metadata, self);
+
+	/* and read-only again: the next write must not reach the device */
+	ASSERT_EQ(0, ioctl(self->b.fd, BLKROSET, &one));
+	self->ro_set = true;
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, dev_write(self->vq, self->buf,
+						RO_SECTOR, LEN, 15, &ul));
+	ASSERT_EQ(1, ul);
+	ro_expect_unchanged(_metadata, self);
+}
+
 /* ------------------------------------ NO_NOTIFY with a slow backend */
 
 #define SLOW_NUM	16
