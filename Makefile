@@ -40,6 +40,7 @@ install: module
 
 uninstall:
 	rm -f /lib/modules/$(KRELEASE)/updates/vhost_blk.ko*
+	rmdir --ignore-fail-on-non-empty /lib/modules/$(KRELEASE)/updates
 	depmod -a $(KRELEASE)
 
 version:
