@@ -10,7 +10,9 @@
 #   make deb                                            the Debian packages
 
 TOOLS := $(CURDIR)/tools/testing/vhost_blk
-KVER ?= $(shell $(TOOLS)/kernel-version)
+ifeq ($(origin KVER),undefined)
+KVER := $(shell $(TOOLS)/kernel-version)
+endif
 KDIR ?= /lib/modules/$(KVER)/build
 M := $(CURDIR)/drivers/vhost
 KBUILD_ARGS = -C $(KDIR) M=$(M) CONFIG_VHOST_BLK=m KCPPFLAGS="-I$(CURDIR)/include"
@@ -67,10 +69,10 @@ selftests:
 VM_KERNEL = $(if $(filter command line environment,$(origin KVER)),--kernel $(KVER))
 
 check:
-	$(TOOLS)/check $(VM_KERNEL)
+	@$(TOOLS)/check $(VM_KERNEL)
 
 demo:
-	$(TOOLS)/demo $(VM_KERNEL)
+	@$(TOOLS)/demo $(VM_KERNEL)
 
 clean:
 	$(MAKE) $(KBUILD_ARGS) clean
