@@ -7,12 +7,22 @@
 #   make check                                          everything CI runs
 #   make check-e2e                                      vhost-blk-pci guests, nested KVM
 #   make demo                                           show it in a VM
+#   sudo make install                                   install it into updates/
+#   make deb                                            the Debian packages
 
 TOOLS := $(CURDIR)/tools/testing/vhost_blk
-KVER ?= $(shell $(TOOLS)/kernel-version)
+ifeq ($(origin KVER),undefined)
+KVER := $(shell $(TOOLS)/kernel-version)
+endif
 KDIR ?= /lib/modules/$(KVER)/build
 M := $(CURDIR)/drivers/vhost
 KBUILD_ARGS = -C $(KDIR) M=$(M) CONFIG_VHOST_BLK=m KCPPFLAGS="-I$(CURDIR)/include"
+
+# The one home of the version is VHOST_BLK_VERSION in drivers/vhost/blk.c;
+# dkms.conf reads it from there, and so does everything else through it.
+VERSION = $(shell bash -c '. $(CURDIR)/dkms.conf && echo "$$PACKAGE_VERSION"')
+# The release of the kernel in KDIR, for depmod.
+KRELEASE = $(shell cat $(KDIR)/include/config/kernel.release)
 
 # Build products that are not kbuild's live here (gitignored).
 BUILD ?= $(CURDIR)/build
@@ -24,6 +34,24 @@ all: module
 
 module:
 	$(MAKE) $(KBUILD_ARGS) modules
+
+# As a distribution's module would be, in /lib/modules/<release>/updates/,
+# where it takes precedence over an in-tree vhost_blk.
+install: module
+	$(MAKE) $(KBUILD_ARGS) INSTALL_MOD_DIR=updates modules_install
+	depmod -a $(KRELEASE)
+
+uninstall:
+	rm -f /lib/modules/$(KRELEASE)/updates/vhost_blk.ko*
+	rmdir --ignore-fail-on-non-empty /lib/modules/$(KRELEASE)/updates
+	depmod -a $(KRELEASE)
+
+version:
+	@echo $(VERSION)
+
+# vhost-blk-dkms and vhost-blk-dev, in build/deb.
+deb:
+	$(CURDIR)/scripts/build-deb $(BUILD)/deb
 
 # sparse over every source file, whether or not it needs rebuilding.
 sparse:
@@ -42,17 +70,17 @@ selftests:
 VM_KERNEL = $(if $(filter command line environment,$(origin KVER)),--kernel $(KVER))
 
 check:
-	$(TOOLS)/check $(VM_KERNEL)
+	@$(TOOLS)/check $(VM_KERNEL)
 
 # Only the end-to-end tests (part of check): patched QEMU, nested KVM.
 check-e2e:
 	$(TOOLS)/e2e $(VM_KERNEL)
 
 demo:
-	$(TOOLS)/demo $(VM_KERNEL)
+	@$(TOOLS)/demo $(VM_KERNEL)
 
 clean:
 	$(MAKE) $(KBUILD_ARGS) clean
 	rm -rf $(BUILD)
 
-.PHONY: all module sparse selftests check check-e2e demo clean
+.PHONY: all module install uninstall version deb sparse selftests check check-e2e demo clean

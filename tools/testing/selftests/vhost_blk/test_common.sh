@@ -53,3 +53,84 @@ _wait_for()
 	done
 	return 1
 }
+
+# _rmmod_vhost_blk: unload, allowing the release path 2 s to finish.
+_rmmod_vhost_blk()
+{
+	local i
+
+	for i in $(seq 20); do
+		rmmod vhost_blk 2>/dev/null && return 0
+		sleep 0.1
+	done
+	rmmod vhost_blk
+}
+
+# _insmod_vhost_blk: load the module under test again, if it is not loaded.
+_insmod_vhost_blk()
+{
+	_module_loaded && return 0
+	insmod "$(_module_path)" && _wait_for "$VHOST_BLK_DEV"
+}
+
+# _nullb_create NAME MB: a memory-backed null_blk with slow completions;
+# prints the device node.
+_nullb_create()
+{
+	local dir=/sys/kernel/config/nullb/$1
+
+	modprobe null_blk nr_devices=0 2>/dev/null
+	[ -d /sys/kernel/config/nullb ] || return 1
+	mkdir "$dir" || return 1
+	echo "$2" >"$dir/size"
+	echo 1 >"$dir/memory_backed"
+	echo 2 >"$dir/irqmode"
+	echo 2000000 >"$dir/completion_nsec"
+	echo 1 >"$dir/power" || return 1
+	__nullb_node "$1" "$(cat "$dir/index")"
+}
+
+__nullb_node()
+{
+	local i
+
+	for i in $(seq 100); do
+		[ -b "/dev/$1" ] && { echo "/dev/$1"; return 0; }
+		[ -b "/dev/nullb$2" ] && { echo "/dev/nullb$2"; return 0; }
+		sleep 0.05
+	done
+	return 1
+}
+
+_nullb_remove()
+{
+	local dir=/sys/kernel/config/nullb/$1
+
+	[ -d "$dir" ] || return 0
+	echo 0 >"$dir/power"
+	rmdir "$dir"
+}
+
+# _flood_and_kill BACKEND: start an owner flooding BACKEND with I/O,
+# SIGKILL it with requests in flight, and reap it.
+_flood_and_kill()
+{
+	local dir fifo pid line
+
+	dir=$(dirname "${BASH_SOURCE[0]}")
+	fifo=$(mktemp -u /tmp/vb-flood.XXXXXX)
+	mkfifo "$fifo"
+	"$dir/vhost_blk_flood" "$1" 4 >"$fifo" &
+	pid=$!
+	read -r -t 60 line <"$fifo"
+	rm -f "$fifo"
+	if [ "$line" != ready ]; then
+		kill -9 "$pid" 2>/dev/null
+		wait "$pid"
+		return 1
+	fi
+	sleep 0.2
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null
+	return 0
+}
