@@ -5,6 +5,7 @@
 #   make [KVER=6.1.0-56-amd64 | KDIR=/path/to/build]   build the module
 #   make selftests                                      build the selftests
 #   make check                                          everything CI runs
+#   make check-e2e                                      vhost-blk-pci guests, nested KVM
 #   make demo                                           show it in a VM
 #   sudo make install                                   install it into updates/
 #   make deb                                            the Debian packages
@@ -71,6 +72,10 @@ VM_KERNEL = $(if $(filter command line environment,$(origin KVER)),--kernel $(KV
 check:
 	@$(TOOLS)/check $(VM_KERNEL)
 
+# Only the end-to-end tests (part of check): patched QEMU, nested KVM.
+check-e2e:
+	$(TOOLS)/e2e $(VM_KERNEL)
+
 demo:
 	@$(TOOLS)/demo $(VM_KERNEL)
 
@@ -78,4 +83,4 @@ clean:
 	$(MAKE) $(KBUILD_ARGS) clean
 	rm -rf $(BUILD)
 
-.PHONY: all module install uninstall version deb sparse selftests check demo clean
+.PHONY: all module install uninstall version deb sparse selftests check check-e2e demo clean
