@@ -31,6 +31,7 @@
 #include <linux/mutex.h>
 #include <linux/nospec.h>
 #include <linux/poll.h>
+#include <linux/rcupdate.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
@@ -222,8 +223,8 @@ struct vhost_blk_vq {
 
 /*
  * The device: one per open file.  @mutex serialises the ioctls and
- * protects the fields below it; it nests outside every vq->mutex, and the
- * queue mutexes nest in index order.
+ * protects the fields below it; it nests outside every vq->mutex, and
+ * only a holder of it takes more than one queue mutex at a time.
  */
 struct vhost_blk {
 	struct mutex mutex;		/* see above */
@@ -708,6 +709,11 @@ static void vhost_blk_flush_used(struct vhost_blk_vq *vq)
 /*
  * Drop a reference to @req; the last one hands the finished request back
  * to the worker.  Any context.
+ *
+ * Once the request is on vq->done the worker may complete it, the queue
+ * drain, and the device be torn down before we wake the worker: the RCU
+ * read section keeps the device alive until then (vhost_blk_reset() waits
+ * for it with synchronize_rcu()).
  */
 static void vhost_blk_req_put(struct vhost_blk_req *req)
 {
@@ -715,8 +721,10 @@ static void vhost_blk_req_put(struct vhost_blk_req *req)
 
 	if (!atomic_dec_and_test(&req->ref))
 		return;
+	rcu_read_lock();
 	if (llist_add(&req->node, &vq->done))
 		vhost_blk_wake(vq->blk, VHOST_BLK_DONE_BIT(vq->index));
+	rcu_read_unlock();
 }
 
 static void vhost_blk_req_free(struct vhost_blk_req *req)
@@ -1405,12 +1413,18 @@ static void vhost_blk_poll_stop(struct vhost_blk_vq *vq)
 
 /* Control path -------------------------------------------------------------- */
 
+/*
+ * Take every queue mutex.  They are all taken under vhost_blk.mutex, which
+ * is what makes the order safe; lockdep has too few subclasses to tell
+ * 16 queues apart.
+ */
 static void vhost_blk_lock_vqs(struct vhost_blk *blk)
 {
 	int i;
 
+	lockdep_assert_held(&blk->mutex);
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
-		mutex_lock_nested(&blk->vqs[i].mutex, i);
+		mutex_lock_nest_lock(&blk->vqs[i].mutex, &blk->mutex);
 }
 
 static void vhost_blk_unlock_vqs(struct vhost_blk *blk)
@@ -1834,6 +1848,8 @@ static void vhost_blk_reset(struct vhost_blk *blk)
 		mutex_unlock(&blk->vqs[i].mutex);
 	}
 	vhost_blk_switch_backend(blk, NULL);
+	/* Completers may still be waking the worker: see vhost_blk_req_put(). */
+	synchronize_rcu();
 	if (blk->worker) {
 		kthread_stop(blk->worker);
 		blk->worker = NULL;
