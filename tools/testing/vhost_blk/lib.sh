@@ -13,6 +13,15 @@ VB_LINUX_SOURCE=/usr/src/linux-source-6.12.tar.xz
 # The kernel series booted when no version is named: Debian 12's own.
 VB_DEFAULT_SERIES=6.1
 
+# What building, checking and running the module in a VM needs, on a fresh
+# Debian 12.  The guest runs the host's own tools, so this covers both.
+VB_PACKAGES=(
+	build-essential perl kmod xz-utils zstd cpio
+	linux-image-amd64 linux-headers-amd64 linux-source-6.12
+	qemu-system-x86 busybox-static
+	sparse fio e2fsprogs util-linux
+)
+
 vb_log()
 {
 	printf '%s: %s\n' "${0##*/}" "$*" >&2
