@@ -1,26 +1,236 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Helpers shared by the vhost_blk selftests; vhost_blk_lib.c is linked into
- * every test program.
+ * vhost-blk selftest library: one process plays both the VMM (ioctls on
+ * /dev/vhost-blk, guest memory, eventfds) and the guest driver (split
+ * virtqueues, virtio-blk requests).
+ *
+ * Guest memory is three mappings with a non-identity guest-physical layout:
+ *
+ *   region 0: GPA 0x00100000, 8 MiB  -- rings, request headers, status bytes
+ *   region 1: GPA 0x00900000, 8 MiB  -- contiguous with region 0 in GPA but
+ *                                       mapped *below* it in HVA, with a
+ *                                       PROT_NONE page between the two
+ *   region 2: GPA 0x100000000, 40 MiB -- data buffers (room for > 8 MiB I/O)
+ *
+ * A buffer allocated with vb_alloc_span() straddles the region 0/1 boundary,
+ * so the device must split one descriptor over two mappings.
  */
 #ifndef VHOST_BLK_LIB_H
 #define VHOST_BLK_LIB_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/vhost_blk.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
 
-#define VHOST_BLK_DEV		"/dev/vhost-blk"
-#define VHOST_BLK_SYSFS_MODULE	"/sys/module/vhost_blk"
+#ifndef VHOST_GET_FEATURES_ARRAY
+/* Not in older uapi headers; sizeof(struct vhost_features_array) == 8. */
+#define VHOST_GET_FEATURES_ARRAY _IOR(VHOST_VIRTIO, 0x83, __u64)
+#endif
 
-/* Whether vhost_blk.ko is loaded (or built in). */
-bool vhost_blk_loaded(void);
+#define VB_DEV_PATH		"/dev/vhost-blk"
+#define VB_SECTOR		512
+/* How long any wait for the device may take before the test fails. */
+#define VB_TIMEOUT_MS		10000
+/* How long we watch for something that must NOT happen. */
+#define VB_QUIET_MS		300
 
-/* Open /dev/vhost-blk read-write: a new device.  Returns the fd or -errno. */
-int vhost_blk_open(void);
+#define VB_NREGIONS		3
+#define VB_MAX_REGIONS		8
+#define VB_MAX_SEGS		80	/* descriptors of one request we build */
 
-/*
- * Call fn(fd) in a forked child, which has an mm of its own, and return what
- * it returned (0-255), or -1 when the child did not exit normally.
- */
-int vhost_blk_run_in_child(int (*fn)(int fd), int fd);
+/* Features every test negotiates unless it says otherwise. */
+#define VB_F_TRANSPORT	((1ULL << VIRTIO_F_VERSION_1) | \
+			 (1ULL << VIRTIO_F_ANY_LAYOUT) | \
+			 (1ULL << VIRTIO_RING_F_INDIRECT_DESC) | \
+			 (1ULL << VIRTIO_RING_F_EVENT_IDX))
+#define VB_F_BLK	((1ULL << VIRTIO_BLK_F_SIZE_MAX) | \
+			 (1ULL << VIRTIO_BLK_F_SEG_MAX) | \
+			 (1ULL << VIRTIO_BLK_F_GEOMETRY) | \
+			 (1ULL << VIRTIO_BLK_F_RO) | \
+			 (1ULL << VIRTIO_BLK_F_BLK_SIZE) | \
+			 (1ULL << VIRTIO_BLK_F_FLUSH) | \
+			 (1ULL << VIRTIO_BLK_F_TOPOLOGY) | \
+			 (1ULL << VIRTIO_BLK_F_MQ) | \
+			 (1ULL << VIRTIO_BLK_F_DISCARD) | \
+			 (1ULL << VIRTIO_BLK_F_WRITE_ZEROES))
+#define VB_F_EXPECTED	(VB_F_TRANSPORT | VB_F_BLK | \
+			 (1ULL << VIRTIO_F_NOTIFY_ON_EMPTY))
+
+struct vb_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+	uint64_t lo, hi;	/* bump allocator window, offsets in region */
+};
+
+struct vb_mem {
+	int nregions;
+	struct vb_region r[VB_MAX_REGIONS];
+	void *reserve;		/* mapping holding regions 0 and 1 */
+	size_t reserve_len;
+};
+
+/* One descriptor-to-be: guest-physical range and direction. */
+struct vb_seg {
+	uint64_t gpa;
+	uint32_t len;
+	bool write;
+};
+
+/* Request layouts (combinable). */
+#define VB_L_INDIRECT	(1u << 0)  /* one ring descriptor -> indirect table */
+#define VB_L_HDR_SPLIT	(1u << 1)  /* header split over two descriptors */
+#define VB_L_HDR_DATA	(1u << 2)  /* header shares a descriptor with OUT data */
+#define VB_L_DATA_STATUS (1u << 3) /* status shares a descriptor with IN data */
+#define VB_L_DATA_SPLIT	(1u << 4)  /* data split into 512-byte descriptors */
+#define VB_L_ALL	((1u << 5) - 1)
+
+struct vb_req {
+	/* in */
+	uint32_t type;
+	uint64_t sector;
+	uint64_t data_gpa;	/* data buffer, see vb_alloc_data() */
+	uint32_t data_len;
+	unsigned int layout;
+	/* out */
+	uint16_t head;
+	uint32_t used_len;
+	uint8_t status;
+	bool done;
+	uint64_t hdr_gpa, status_gpa;
+};
+
+struct vb_vq {
+	struct vb_dev *dev;
+	unsigned int idx;
+	unsigned int num;
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	int kick, call, err;
+	uint16_t avail_idx;	/* next avail->idx we publish */
+	uint16_t used_seen;	/* used entries consumed */
+	uint16_t free_head;
+	unsigned int nfree;
+	uint16_t *next;		/* shadow of desc[].next for the free list */
+	uint16_t *chain;	/* descriptors in the chain headed by [i] */
+	struct vb_req **inflight; /* by head */
+	uint64_t slot_gpa;	/* num slots of VB_SLOT bytes: hdr, status, table */
+	unsigned int completed;	/* total used entries consumed */
+	uint64_t scratch_gpa;	/* 4 KiB for discard payloads and the like */
+	bool manual_used_event;	/* the test drives used_event itself */
+};
+
+/* Per-head scratch in guest memory: header, status, indirect table. */
+#define VB_SLOT		2048
+#define VB_SLOT_HDR	0
+#define VB_SLOT_STATUS	64
+#define VB_SLOT_TABLE	128
+#define VB_SLOT_TABLE_MAX ((VB_SLOT - VB_SLOT_TABLE) / 16)
+
+struct vb_dev {
+	int fd;
+	uint64_t features;	/* negotiated */
+	unsigned int nvqs;
+	struct vb_vq vq[VHOST_BLK_MAX_QUEUES];
+	struct vb_mem mem;
+	int backend;		/* fd handed to SET_BACKEND, or -1 */
+};
+
+struct vb_opts {
+	unsigned int nvqs;	/* 0 -> 1 */
+	unsigned int num;	/* 0 -> 128 */
+	uint64_t features;	/* 0 -> device features & VB_F_TRANSPORT|VB_F_BLK */
+	int backend;		/* -1: no SET_BACKEND */
+};
+
+/* EVENT_IDX fields: after the avail ring and after the used ring. */
+static inline uint16_t *vb_used_event(struct vb_vq *vq)
+{
+	return &vq->avail->ring[vq->num];
+}
+
+static inline uint16_t *vb_avail_event(struct vb_vq *vq)
+{
+	return (uint16_t *)&vq->used->ring[vq->num];
+}
+
+/* Memory. */
+int vb_mem_init(struct vb_mem *m);
+void vb_mem_free(struct vb_mem *m);
+struct vhost_memory *vb_mem_table(const struct vb_mem *m);
+void *vb_hva(const struct vb_mem *m, uint64_t gpa, uint64_t len);
+uint64_t vb_alloc(struct vb_mem *m, int region, uint64_t size, uint64_t align);
+uint64_t vb_alloc_data(struct vb_mem *m, uint32_t len);
+uint64_t vb_alloc_span(struct vb_mem *m, uint32_t len);
+int vb_write(const struct vb_mem *m, uint64_t gpa, const void *src, size_t len);
+int vb_read(const struct vb_mem *m, uint64_t gpa, void *dst, size_t len);
+int vb_fill(const struct vb_mem *m, uint64_t gpa, int c, size_t len);
+
+/* Device. */
+int vb_open(void);
+int vb_dev_setup(struct vb_dev *d, const struct vb_opts *o);
+int vb_dev_sequence(struct vb_dev *d, const struct vb_opts *o);
+int vb_set_mem_table(struct vb_dev *d);
+void vb_dev_teardown(struct vb_dev *d);
+int vb_vq_init_ring(struct vb_dev *d, struct vb_vq *vq);
+int vb_vq_start(struct vb_dev *d, struct vb_vq *vq, uint16_t base);
+int vb_set_backend(struct vb_dev *d, int fd);
+int vb_get_vring_base(struct vb_dev *d, unsigned int idx, unsigned int *num);
+
+/* Guest driver. */
+int vb_vq_add(struct vb_vq *vq, const struct vb_seg *s, int n, bool indirect,
+	      uint16_t *head);
+void vb_vq_publish(struct vb_vq *vq, uint16_t head);
+void vb_vq_kick(struct vb_vq *vq);
+int vb_req_post(struct vb_vq *vq, struct vb_req *r);
+int vb_req_prepare_segs(struct vb_vq *vq, struct vb_req *r, uint16_t head,
+			struct vb_seg *s);
+int vb_vq_collect(struct vb_vq *vq);
+int vb_vq_wait(struct vb_vq *vq, unsigned int n, int timeout_ms);
+int vb_wait_used_idx(struct vb_vq *vq, uint16_t idx, int timeout_ms);
+int vb_vq_poll_used(struct vb_vq *vq, unsigned int n, int timeout_ms);
+int vb_wait_fd(int fd, int timeout_ms);
+bool vb_fd_signalled(int fd);
+uint16_t vb_used_idx(const struct vb_vq *vq);
+unsigned int vb_vq_pending(const struct vb_vq *vq);
+
+/* One synchronous request: post, kick, wait; returns status or -errno. */
+int vb_io(struct vb_vq *vq, uint32_t type, uint64_t sector, uint64_t data_gpa,
+	  uint32_t len, unsigned int layout, uint32_t *used_len);
+int vb_discard_wz(struct vb_vq *vq, uint32_t type, uint64_t sector,
+		  uint32_t nsect, uint32_t flags, uint32_t *used_len);
+
+/* Data patterns: deterministic content of a sector for a seed. */
+void vb_pattern(void *buf, size_t len, uint64_t sector, uint32_t seed);
+uint64_t vb_rand(uint64_t *state);
+
+/* Backends; each returns an open fd or -errno, *why says what failed. */
+struct vb_backend {
+	const char *kind;
+	int fd;
+	char path[256];		/* file or block device */
+	char aux[256];		/* null_blk configfs dir, mount point, ... */
+	char loopdev[64];
+	uint64_t size;
+	bool discard_zeroes;	/* a discarded range reads back as zeroes */
+	bool can_discard;
+};
+
+int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
+		      int oflags, const char **why);
+void vb_backend_destroy(struct vb_backend *b);
+int vb_nullb_create(struct vb_backend *b, uint64_t size, const char *badblocks,
+		    int oflags, const char **why);
+int vb_backend_reopen(struct vb_backend *b, int flags);
+int vb_backend_read(const struct vb_backend *b, uint64_t off, void *buf,
+		    size_t len);
+int vb_backend_write(const struct vb_backend *b, uint64_t off,
+		     const void *buf, size_t len);
 
 #endif /* VHOST_BLK_LIB_H */

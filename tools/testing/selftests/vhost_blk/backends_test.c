@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk on every kind of backend: null_blk (memory backed), brd, loop,
+ * a file on tmpfs and on ext4 (buffered and O_DIRECT).  Each backend that
+ * this machine cannot provide is skipped with the reason.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vhost_blk_lib.h"
+#include "kselftest_harness.h"
+
+#define DISK_SIZE	(32ULL << 20)
+#define LEN		(64 * 1024)
+
+FIXTURE(be) {
+	struct vb_dev d;
+	struct vb_backend b;
+	struct vb_vq *vq;
+	uint64_t buf, buf2, sectors;
+	uint8_t *tmp, *tmp2;
+};
+
+FIXTURE_VARIANT(be) {
+	const char *kind;
+	int oflags;
+};
+
+FIXTURE_VARIANT_ADD(be, nullb) { .kind = "nullb" };
+FIXTURE_VARIANT_ADD(be, brd) { .kind = "brd" };
+FIXTURE_VARIANT_ADD(be, loop) { .kind = "loop" };
+FIXTURE_VARIANT_ADD(be, loop_direct) { .kind = "loop", .oflags = O_DIRECT };
+FIXTURE_VARIANT_ADD(be, tmpfs) { .kind = "tmpfs" };
+FIXTURE_VARIANT_ADD(be, ext4) { .kind = "ext4" };
+FIXTURE_VARIANT_ADD(be, ext4_direct) { .kind = "ext4", .oflags = O_DIRECT };
+
+FIXTURE_SETUP(be)
+{
+	struct vb_opts o = { .num = 64 };
+	const char *why = "";
+	int ret;
+
+	memset(&self->d, 0, sizeof(self->d));
+	self->d.fd = -1;
+	self->b.kind = NULL;
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	ret = vb_backend_create(&self->b, variant->kind, DISK_SIZE,
+				variant->oflags, &why);
+	if (ret < 0)
+		SKIP(return, "%s: %s (%s)", variant->kind, why, strerror(-ret));
+	self->sectors = self->b.size / VB_SECTOR;
+	ASSERT_LT(4096, self->sectors);
+	o.backend = self->b.fd;
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	self->vq = &self->d.vq[0];
+	self->buf = vb_alloc_data(&self->d.mem, LEN);
+	self->buf2 = vb_alloc_data(&self->d.mem, LEN);
+	self->tmp = malloc(LEN);
+	self->tmp2 = malloc(LEN);
+	ASSERT_NE(NULL, self->tmp);
+	ASSERT_NE(NULL, self->tmp2);
+}
+
+FIXTURE_TEARDOWN(be)
+{
+	vb_dev_teardown(&self->d);
+	vb_backend_destroy(&self->b);
+	free(self->tmp);
+	free(self->tmp2);
+}
+
+static void be_write(struct __test_metadata *_metadata, FIXTURE_DATA(be) *self,
+		     uint64_t sector, uint32_t len, uint32_t seed,
+		     unsigned int layout)
+{
+	uint32_t ul = 0;
+
+	vb_pattern(self->tmp, len, sector, seed);
+	vb_write(&self->d.mem, self->buf, self->tmp, len);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(self->vq, VIRTIO_BLK_T_OUT, sector,
+					 self->buf, len, layout, &ul));
+	ASSERT_EQ(1, ul);
+}
+
+static void be_read(struct __test_metadata *_metadata, FIXTURE_DATA(be) *self,
+		    uint64_t sector, uint32_t len, unsigned int layout)
+{
+	uint32_t ul = 0;
+
+	vb_fill(&self->d.mem, self->buf2, 0xaa, len);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(self->vq, VIRTIO_BLK_T_IN, sector,
+					 self->buf2, len, layout, &ul));
+	ASSERT_EQ(len + 1, ul);
+	vb_read(&self->d.mem, self->buf2, self->tmp2, len);
+}
+
+static bool is_zero(const uint8_t *p, size_t len)
+{
+	while (len--)
+		if (*p++)
+			return false;
+	return true;
+}
+
+TEST_F(be, written_data_reads_back_in_every_layout)
+{
+	unsigned int layout;
+
+	for (layout = 0; layout <= VB_L_ALL; layout++) {
+		uint64_t sector = 256 + layout * 128;
+
+		be_write(_metadata, self, sector, LEN, layout, layout);
+		be_read(_metadata, self, sector, LEN, VB_L_ALL & ~layout);
+		vb_pattern(self->tmp, LEN, sector, layout);
+		ASSERT_EQ(0, memcmp(self->tmp, self->tmp2, LEN))
+			TH_LOG("layout %#x", layout);
+	}
+}
+
+TEST_F(be, written_data_reaches_the_backend)
+{
+	be_write(_metadata, self, 8192, LEN, 99, 0);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(self->vq, VIRTIO_BLK_T_FLUSH, 0, 0, 0,
+					 0, NULL));
+	ASSERT_EQ(0, vb_backend_read(&self->b, 8192ULL * 512, self->tmp2, LEN));
+	ASSERT_EQ(0, memcmp(self->tmp, self->tmp2, LEN));
+}
+
+TEST_F(be, backend_content_is_read)
+{
+	vb_pattern(self->tmp, LEN, 9000, 98);
+	ASSERT_EQ(0, vb_backend_write(&self->b, 9000ULL * 512, self->tmp, LEN));
+	be_read(_metadata, self, 9000, LEN, VB_L_DATA_SPLIT);
+	ASSERT_EQ(0, memcmp(self->tmp, self->tmp2, LEN));
+}
+
+TEST_F(be, flush_succeeds)
+{
+	uint32_t ul = 0;
+
+	be_write(_metadata, self, 0, 4096, 1, 0);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(self->vq, VIRTIO_BLK_T_FLUSH, 0, 0, 0,
+					 0, &ul));
+	ASSERT_EQ(1, ul);
+}
+
+static void be_zero_check(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(be) *self, uint32_t type,
+			  uint32_t flags, int expect)
+{
+	uint32_t ul = 0;
+
+	be_write(_metadata, self, 2048, LEN, 7, 0);
+	/* the middle 64 sectors of the 128 written */
+	ASSERT_EQ(expect, vb_discard_wz(self->vq, type, 2048 + 32, 64, flags,
+					&ul));
+	ASSERT_EQ(1, ul);
+	be_read(_metadata, self, 2048, LEN, 0);
+	vb_pattern(self->tmp, LEN, 2048, 7);
+	ASSERT_EQ(0, memcmp(self->tmp, self->tmp2, 32 * 512));
+	ASSERT_EQ(0, memcmp(self->tmp + 96 * 512, self->tmp2 + 96 * 512,
+			    32 * 512));
+	if (expect == VIRTIO_BLK_S_OK && (type == VIRTIO_BLK_T_WRITE_ZEROES ||
+					  self->b.discard_zeroes))
+		ASSERT_TRUE(is_zero(self->tmp2 + 32 * 512, 64 * 512));
+}
+
+TEST_F(be, write_zeroes_reads_back_zeroes)
+{
+	be_zero_check(_metadata, self, VIRTIO_BLK_T_WRITE_ZEROES, 0,
+		      VIRTIO_BLK_S_OK);
+}
+
+TEST_F(be, write_zeroes_with_unmap_reads_back_zeroes)
+{
+	be_zero_check(_metadata, self, VIRTIO_BLK_T_WRITE_ZEROES,
+		      VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP, VIRTIO_BLK_S_OK);
+}
+
+TEST_F(be, discard_zeroes_where_supported_else_unsupp)
+{
+	be_zero_check(_metadata, self, VIRTIO_BLK_T_DISCARD, 0,
+		      self->b.can_discard ? VIRTIO_BLK_S_OK :
+					    VIRTIO_BLK_S_UNSUPP);
+}
+
+TEST_F(be, io_past_the_end_fails_with_ioerr)
+{
+	uint32_t ul;
+
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, vb_io(self->vq, VIRTIO_BLK_T_IN,
+					    self->sectors, self->buf, 512, 0,
+					    &ul));
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, vb_io(self->vq, VIRTIO_BLK_T_OUT,
+					    self->sectors - 1, self->buf, 1024,
+					    0, &ul));
+	be_write(_metadata, self, self->sectors - 2, 1024, 5, 0);
+	be_read(_metadata, self, self->sectors - 2, 1024, 0);
+	ASSERT_EQ(0, memcmp(self->tmp, self->tmp2, 1024));
+}
+
+TEST_F(be, read_only_fd_rejects_writes)
+{
+	uint32_t ul;
+
+	be_write(_metadata, self, 100, 4096, 3, 0);
+	ASSERT_LE(0, vb_backend_reopen(&self->b, O_RDONLY | variant->oflags));
+	ASSERT_EQ(0, vb_set_backend(&self->d, self->b.fd));
+	vb_pattern(self->tmp2, 4096, 100, 4);
+	vb_write(&self->d.mem, self->buf, self->tmp2, 4096);
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, vb_io(self->vq, VIRTIO_BLK_T_OUT, 100,
+					    self->buf, 4096, 0, &ul));
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  vb_discard_wz(self->vq, VIRTIO_BLK_T_WRITE_ZEROES, 100, 8, 0,
+				&ul));
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  vb_discard_wz(self->vq, VIRTIO_BLK_T_DISCARD, 100, 8, 0,
+				&ul));
+	be_read(_metadata, self, 100, 4096, 0);
+	vb_pattern(self->tmp, 4096, 100, 3);
+	ASSERT_EQ(0, memcmp(self->tmp, self->tmp2, 4096));
+}
+
+TEST_F(be, many_requests_in_flight_complete)
+{
+	static struct vb_req r[64];
+	unsigned int i;
+
+	for (i = 0; i < 64; i++) {
+		r[i] = (struct vb_req){ .type = VIRTIO_BLK_T_OUT,
+					.sector = 16 * i,
+					.data_gpa = self->buf + 1024 * (i % 64),
+					.data_len = 1024,
+					.layout = VB_L_INDIRECT };
+		ASSERT_EQ(0, vb_req_post(self->vq, &r[i]));
+	}
+	vb_vq_kick(self->vq);
+	ASSERT_EQ(0, vb_vq_wait(self->vq, 64, VB_TIMEOUT_MS));
+	for (i = 0; i < 64; i++)
+		ASSERT_EQ(VIRTIO_BLK_S_OK, r[i].status);
+}
+
+/* A backend that fails I/O: null_blk with bad blocks. */
+FIXTURE(bad) {
+	struct vb_dev d;
+	struct vb_backend b;
+	uint64_t buf;
+};
+
+FIXTURE_SETUP(bad)
+{
+	struct vb_opts o = { .num = 16 };
+	const char *why = "";
+	int ret;
+
+	memset(&self->d, 0, sizeof(self->d));
+	self->d.fd = -1;
+	self->b.kind = NULL;
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	ret = vb_nullb_create(&self->b, DISK_SIZE, "+64-71", 0, &why);
+	if (ret < 0)
+		SKIP(return, "null_blk badblocks: %s (%s)", why, strerror(-ret));
+	o.backend = self->b.fd;
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	self->buf = vb_alloc_data(&self->d.mem, 3 * 4096);
+}
+
+FIXTURE_TEARDOWN(bad)
+{
+	vb_dev_teardown(&self->d);
+	vb_backend_destroy(&self->b);
+}
+
+TEST_F(bad, backend_io_error_fails_exactly_the_failed_request)
+{
+	struct vb_req r[6];
+	unsigned int i;
+
+	for (i = 0; i < 6; i++) {
+		r[i] = (struct vb_req){
+			.type = i < 3 ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN,
+			.sector = 8 + 56 * (i % 3),	/* 8, 64, 120 */
+			.data_gpa = self->buf + 4096 * (i % 3),
+			.data_len = 4096,
+			.layout = VB_L_INDIRECT,
+		};
+		ASSERT_EQ(0, vb_req_post(&self->d.vq[0], &r[i]));
+	}
+	vb_vq_kick(&self->d.vq[0]);
+	ASSERT_EQ(0, vb_vq_wait(&self->d.vq[0], 6, VB_TIMEOUT_MS));
+	for (i = 0; i < 6; i++) {
+		ASSERT_EQ(i % 3 == 1 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
+			  r[i].status) TH_LOG("request %u", i);
+		ASSERT_EQ(i % 3 == 1 || i < 3 ? 1 : 4097, r[i].used_len);
+	}
+	ASSERT_FALSE(vb_fd_signalled(self->d.vq[0].err));
+}
+
+TEST_F(bad, queue_keeps_serving_after_backend_errors)
+{
+	uint32_t ul;
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+			  vb_io(&self->d.vq[0], VIRTIO_BLK_T_IN, 60, self->buf,
+				4096, 0, &ul));
+		ASSERT_EQ(VIRTIO_BLK_S_OK,
+			  vb_io(&self->d.vq[0], VIRTIO_BLK_T_IN, 0, self->buf,
+				4096, 0, &ul));
+	}
+}
+
+TEST_HARNESS_MAIN
