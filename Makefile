@@ -5,6 +5,8 @@
 #   make [KVER=6.1.0-56-amd64 | KDIR=/path/to/build]   build the module
 #   make selftests                                      build the selftests
 #   make check                                          everything CI runs
+#   make check-quick                                    all but check-debug
+#   make check-debug                                    selftests on a KASAN/lockdep/kmemleak kernel
 #   make demo                                           show it in a VM
 
 TOOLS := $(CURDIR)/tools/testing/vhost_blk
@@ -40,8 +42,17 @@ selftests:
 # the scripts use Debian 12's own kernel series.
 VM_KERNEL = $(if $(filter command line environment,$(origin KVER)),--kernel $(KVER))
 
+# One after the other: check-quick starts with "make clean".
 check:
+	$(MAKE) check-quick
+	$(MAKE) check-debug
+
+check-quick:
 	$(TOOLS)/check $(VM_KERNEL)
+
+# The sanitizer stage: builds (once, ~20 min, cached) a debug kernel.
+check-debug:
+	$(TOOLS)/check-debug
 
 demo:
 	$(TOOLS)/demo $(VM_KERNEL)
@@ -50,4 +61,4 @@ clean:
 	$(MAKE) $(KBUILD_ARGS) clean
 	rm -rf $(BUILD)
 
-.PHONY: all module sparse selftests check demo clean
+.PHONY: all module sparse selftests check check-quick check-debug demo clean
