@@ -39,11 +39,13 @@
 #define AREA_SECT	(8 * 1024 * 1024 / VB_SECTOR)
 /*
  * The area is cut into chunks; a round has DEPTH requests in flight, each
- * within its own chunk, so that no two in flight overlap.  64 KiB of data
- * is one bio, so one injected fault fails one request.
+ * within its own chunk and off its last sector, so that no two in flight
+ * overlap or touch: the block layer cannot merge them, and one injected
+ * fault fails one request.  A request (at most 32 KiB) is one bio.
  */
 #define CHUNK_SECT	128
 #define CHUNK_BYTES	(CHUNK_SECT * VB_SECTOR)
+#define MAX_SECT	64
 #define NCHUNKS		(AREA_SECT / CHUNK_SECT)
 #define DEPTH		8
 /* Bigger than any number of faults a test injects: "times" counts down. */
@@ -217,7 +219,7 @@ FIXTURE_VARIANT_ADD(io, nullb_requeue_inject) {
 
 FIXTURE_SETUP(io)
 {
-	struct vb_opts o = { .num = 64 };
+	struct vb_opts o = { 0 };
 	const char *why = "";
 	unsigned int i;
 	int ret;
@@ -328,8 +330,8 @@ static int io_round(FIXTURE_DATA(io) *self, struct io_stats *st, char *msg,
 			chunk = vb_rand(&self->seed) % NCHUNKS;
 		} while (taken[chunk]);
 		taken[chunk] = true;
-		n = 1 + x % CHUNK_SECT;
-		off = (x >> 8) % (CHUNK_SECT - n + 1);
+		n = 1 + x % MAX_SECT;
+		off = (x >> 8) % (CHUNK_SECT - 1 - n + 1);
 		type = (x >> 16) % 16 == 0 ? VIRTIO_BLK_T_FLUSH :
 		       (x >> 20) & 1 ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
 		r[i] = (struct vb_req){
@@ -339,6 +341,9 @@ static int io_round(FIXTURE_DATA(io) *self, struct io_stats *st, char *msg,
 			.data_len = n * VB_SECTOR,
 			.layout = (x >> 24) & VB_L_ALL,
 		};
+		/* a request split per sector could take the whole ring */
+		if (r[i].layout & VB_L_DATA_SPLIT)
+			r[i].layout |= VB_L_INDIRECT;
 		wbuf[i] = NULL;
 		if (type == VIRTIO_BLK_T_FLUSH) {
 			r[i].sector = 0;
@@ -480,7 +485,7 @@ TEST_F_TIMEOUT(io, ioerr_for_exactly_the_failed_requests, 600)
 /* Closing with failing requests in flight drains them, and that is all. */
 TEST_F_TIMEOUT(io, close_with_failing_requests_in_flight, 120)
 {
-	struct vb_opts o = { .num = 64, .backend = self->b.fd };
+	struct vb_opts o = { .backend = self->b.fd };
 	struct vb_req r[DEPTH];
 	unsigned int i;
 	int ret;
@@ -491,7 +496,7 @@ TEST_F_TIMEOUT(io, close_with_failing_requests_in_flight, 120)
 			.type = i & 1 ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN,
 			.sector = i * CHUNK_SECT,
 			.data_gpa = self->slot[i],
-			.data_len = CHUNK_BYTES,
+			.data_len = MAX_SECT * VB_SECTOR,
 		};
 		ASSERT_EQ(0, vb_req_post(self->vq, &r[i]));
 	}
