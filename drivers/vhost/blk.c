@@ -98,7 +98,10 @@
 #define VHOST_BLK_KICK_BIT(i)	(i)
 #define VHOST_BLK_DONE_BIT(i)	(VHOST_BLK_MAX_QUEUES + (i))
 
-/* Workqueue for file I/O that may block: buffered I/O, fsync, fallocate. */
+/*
+ * Workqueue for requests that may block: buffered file I/O, fsync,
+ * fallocate, and discard or write-zeroes of a block device.
+ */
 static struct workqueue_struct *vhost_blk_wq;
 
 struct vhost_blk_region {
@@ -866,43 +869,6 @@ static void vhost_blk_bdev_flush(struct vhost_blk_req *req)
 					    GFP_NOIO));
 }
 
-static void vhost_blk_bdev_discard(struct vhost_blk_req *req)
-{
-	struct block_device *bdev = req->be->bdev;
-	struct bio *bio = NULL;
-	unsigned int i;
-	int ret = 0;
-
-	if (req->type == VIRTIO_BLK_T_DISCARD &&
-	    !bdev_max_discard_sectors(bdev)) {
-		req->status = VIRTIO_BLK_S_UNSUPP;
-		return;
-	}
-	for (i = 0; i < req->nr_segs && !ret; i++) {
-		u64 sector = le64_to_cpu(req->segs[i].sector);
-		u32 nr = le32_to_cpu(req->segs[i].num_sectors);
-		u32 flags = le32_to_cpu(req->segs[i].flags);
-
-		unsigned int zflags = BLKDEV_ZERO_NOUNMAP;
-
-		if (!nr)
-			continue;
-		if (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
-			zflags = 0;
-		if (req->type == VIRTIO_BLK_T_DISCARD)
-			ret = __blkdev_issue_discard(bdev, sector, nr, GFP_NOIO,
-						     &bio);
-		else
-			ret = __blkdev_issue_zeroout(bdev, sector, nr, GFP_NOIO,
-						     &bio, zflags);
-	}
-	if (ret)
-		req->status = vhost_blk_errno_status(ret);
-	/* The last bio of the chain completes after all the others. */
-	if (bio)
-		vhost_blk_bio_submit(req, bio);
-}
-
 /* Regular file backend ------------------------------------------------------ */
 
 static int vhost_blk_file_sync_rw(struct vhost_blk_req *req)
@@ -957,8 +923,39 @@ static int vhost_blk_file_discard(struct vhost_blk_req *req)
 	return ret;
 }
 
-/* Work item: a file request that may block, in process context. */
-static void vhost_blk_file_work(struct work_struct *work)
+/*
+ * Discard or zero a block device range synchronously, from the workqueue:
+ * blkdev_issue_zeroout() falls back to writing zero pages where the device
+ * turns write-zeroes down (a loop device over tmpfs does), and a large range
+ * does not hold up the worker.
+ */
+static int vhost_blk_bdev_discard(struct vhost_blk_req *req)
+{
+	struct block_device *bdev = req->be->bdev;
+	unsigned int i;
+	int ret = 0;
+
+	for (i = 0; i < req->nr_segs && !ret; i++) {
+		u64 sector = le64_to_cpu(req->segs[i].sector);
+		u32 nr = le32_to_cpu(req->segs[i].num_sectors);
+		u32 flags = le32_to_cpu(req->segs[i].flags);
+		unsigned int zflags = BLKDEV_ZERO_NOUNMAP;
+
+		if (!nr)
+			continue;
+		if (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
+			zflags = 0;
+		if (req->type == VIRTIO_BLK_T_DISCARD)
+			ret = blkdev_issue_discard(bdev, sector, nr, GFP_KERNEL);
+		else
+			ret = blkdev_issue_zeroout(bdev, sector, nr, GFP_KERNEL,
+						   zflags);
+	}
+	return ret;
+}
+
+/* Work item: a request that may block, in process context. */
+static void vhost_blk_work(struct work_struct *work)
 {
 	struct vhost_blk_req *req = container_of(work, struct vhost_blk_req,
 						 work);
@@ -973,17 +970,20 @@ static void vhost_blk_file_work(struct work_struct *work)
 		ret = vfs_fsync(req->be->file, 0);
 		break;
 	default:
-		ret = vhost_blk_file_discard(req);
+		if (req->be->bdev)
+			ret = vhost_blk_bdev_discard(req);
+		else
+			ret = vhost_blk_file_discard(req);
 		break;
 	}
 	req->status = vhost_blk_errno_status(ret);
 	vhost_blk_req_put(req);
 }
 
-static void vhost_blk_file_punt(struct vhost_blk_req *req)
+static void vhost_blk_punt(struct vhost_blk_req *req)
 {
 	atomic_inc(&req->ref);
-	INIT_WORK(&req->work, vhost_blk_file_work);
+	INIT_WORK(&req->work, vhost_blk_work);
 	queue_work(vhost_blk_wq, &req->work);
 }
 
@@ -1013,7 +1013,7 @@ static void vhost_blk_file_rw(struct vhost_blk_req *req)
 	ssize_t ret;
 
 	if (!(file->f_flags & O_DIRECT) || !req->be->can_nowait) {
-		vhost_blk_file_punt(req);
+		vhost_blk_punt(req);
 		return;
 	}
 	atomic_inc(&req->ref);
@@ -1038,7 +1038,7 @@ static void vhost_blk_file_rw(struct vhost_blk_req *req)
 	if (ret == -EAGAIN) {
 		/* The kiocb's reference passes to the work item. */
 		atomic_dec(&req->ref);
-		vhost_blk_file_punt(req);
+		vhost_blk_punt(req);
 		return;
 	}
 	vhost_blk_kiocb_complete(iocb, ret);
@@ -1184,7 +1184,7 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 		if (req->be->bdev)
 			vhost_blk_bdev_flush(req);
 		else
-			vhost_blk_file_punt(req);
+			vhost_blk_punt(req);
 		goto submitted;
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
@@ -1195,11 +1195,13 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 		status = vhost_blk_req_get_segs(req, rlen - sizeof(hdr));
 		if (status != VIRTIO_BLK_S_OK)
 			break;
+		if (req->type == VIRTIO_BLK_T_DISCARD && req->be->bdev &&
+		    !bdev_max_discard_sectors(req->be->bdev)) {
+			status = VIRTIO_BLK_S_UNSUPP;
+			break;
+		}
 		WRITE_ONCE(vq->inflight, vq->inflight + 1);
-		if (req->be->bdev)
-			vhost_blk_bdev_discard(req);
-		else
-			vhost_blk_file_punt(req);
+		vhost_blk_punt(req);
 		goto submitted;
 	case VIRTIO_BLK_T_GET_ID:
 		i = min_t(u64, wlen - 1, VIRTIO_BLK_ID_BYTES);

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "vhost_blk_lib.h"
@@ -316,6 +317,20 @@ TEST_F(bad, queue_keeps_serving_after_backend_errors)
 			  vb_io(&self->d.vq[0], VIRTIO_BLK_T_IN, 0, self->buf,
 				4096, 0, &ul));
 	}
+}
+
+/* One ext4 file system for all ext4 variants, made by the first of them. */
+static void __attribute__((constructor)) be_init(void)
+{
+	snprintf(vb_ext4_shared, sizeof(vb_ext4_shared), "/tmp/vbt-ext4-%d",
+		 getpid());
+}
+
+/* Runs in the harness's main process only: tests end with _exit(). */
+static void __attribute__((destructor)) be_fini(void)
+{
+	if (getpid() == atoi(vb_ext4_shared + strlen("/tmp/vbt-ext4-")))
+		vb_ext4_shared_done();
 }
 
 TEST_HARNESS_MAIN

@@ -155,7 +155,7 @@ TEST_F(fresh, set_features_with_unserved_bit_fails_with_eopnotsupp)
 	unsigned int i;
 
 	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER, NULL));
-	for (i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(bits); i++) {
 		f = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << bits[i]);
 		ASSERT_EQ(EOPNOTSUPP,
 			  ERRNO(ioctl(self->fd, VHOST_SET_FEATURES, &f)))
@@ -311,7 +311,7 @@ TEST_F(fresh, bad_queue_sizes_fail_with_einval)
 	unsigned int i;
 
 	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER, NULL));
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
 		s.num = bad[i];
 		ASSERT_EQ(EINVAL, ERRNO(ioctl(self->fd, VHOST_SET_VRING_NUM,
 					      &s))) TH_LOG("num %u", bad[i]);

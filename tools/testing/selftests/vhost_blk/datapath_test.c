@@ -272,7 +272,7 @@ TEST_F(dp, unknown_request_types_return_unsupp)
 	unsigned int i;
 	uint32_t ul;
 
-	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(types); i++) {
 		ul = 0;
 		ASSERT_EQ(VIRTIO_BLK_S_UNSUPP,
 			  vb_io(self->vq, types[i], 0, self->buf, 512, 0, &ul))
@@ -357,7 +357,7 @@ TEST_F(dp, discard_payload_of_wrong_size_fails_with_ioerr)
 		uint32_t type = t ? VIRTIO_BLK_T_WRITE_ZEROES :
 				    VIRTIO_BLK_T_DISCARD;
 
-		for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		for (i = 0; i < ARRAY_SIZE(sizes); i++) {
 			ul = 0;
 			ASSERT_EQ(VIRTIO_BLK_S_IOERR,
 				  vb_io(self->vq, type, 0, self->buf, sizes[i],
@@ -439,7 +439,7 @@ TEST_F(dp, data_not_a_multiple_of_512_fails_with_ioerr)
 	uint32_t ul;
 
 	dp_write(_metadata, self, 0, 8192, 2, 0);
-	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(lens); i++) {
 		ASSERT_EQ(VIRTIO_BLK_S_IOERR,
 			  vb_io(self->vq, VIRTIO_BLK_T_IN, 0, self->buf2,
 				lens[i], 0, &ul));
@@ -468,7 +468,7 @@ TEST_F(dp, io_past_the_end_fails_with_ioerr)
 	uint32_t ul;
 	unsigned int i;
 
-	for (i = 0; i < sizeof(sectors) / sizeof(sectors[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(sectors); i++) {
 		ASSERT_EQ(VIRTIO_BLK_S_IOERR,
 			  vb_io(self->vq, VIRTIO_BLK_T_IN, sectors[i],
 				self->buf2, 1024, 0, &ul))

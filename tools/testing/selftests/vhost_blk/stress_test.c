@@ -16,6 +16,8 @@
 #define DISK_SIZE	(16ULL << 20)
 #define MAX_SECT	64		/* largest random request: 32 KiB */
 #define SLOT_BYTES	(MAX_SECT * VB_SECTOR)
+/* VB_L_HDR_DATA puts the header in the 16 bytes before the data */
+#define SLOT_STRIDE	(SLOT_BYTES + 4096)
 
 /*
  * One random I/O run on one queue over [first, first + nsect): up to depth
@@ -30,7 +32,7 @@ struct run {
 	uint64_t seed;
 	bool idempotent;	/* writes rewrite the shadow's own content */
 	bool stop;		/* set by another thread: finish early */
-	uint64_t data;		/* depth slots of SLOT_BYTES */
+	uint64_t data;		/* depth slots of SLOT_STRIDE */
 	/* result */
 	int ret;
 	char msg[160];
@@ -60,7 +62,8 @@ static void *run_io(void *arg)
 	while (ru->done < ru->ops) {
 		bool kick = false;
 
-		while (posted < ru->ops && inflight < ru->depth && !ru->stop) {
+		while (posted < ru->ops && inflight < ru->depth &&
+		       ru->vq->nfree && !ru->stop) {
 			uint64_t r = vb_rand(&ru->seed);
 			uint32_t n = 1 + r % MAX_SECT;
 			uint64_t sec = (r >> 8) % (ru->nsect - n + 1), k;
@@ -82,7 +85,7 @@ static void *run_io(void *arg)
 				.type = write ? VIRTIO_BLK_T_OUT :
 						VIRTIO_BLK_T_IN,
 				.sector = ru->first + sec,
-				.data_gpa = ru->data + (sl - s) * SLOT_BYTES,
+				.data_gpa = ru->data + (sl - s) * SLOT_STRIDE,
 				.data_len = n * VB_SECTOR,
 				.layout = (r >> 48) & VB_L_ALL,
 			};
@@ -228,7 +231,7 @@ static void run_init(FIXTURE_DATA(st) *self, struct run *ru, unsigned int q,
 	ru->ops = ops;
 	ru->depth = depth;
 	ru->seed = 0x9e3779b97f4a7c15ULL * (q + 1) + first;
-	ru->data = vb_alloc_data(&self->d.mem, depth * SLOT_BYTES);
+	ru->data = vb_alloc_data(&self->d.mem, depth * SLOT_STRIDE);
 }
 
 TEST_F(st, random_read_write_matches_shadow)

@@ -824,6 +824,8 @@ void vb_pattern(void *buf, size_t len, uint64_t sector, uint32_t seed)
 
 /* -------------------------------------------------------------- backends */
 
+char vb_ext4_shared[256];
+
 static int vb_run(const char *cmd)
 {
 	int ret = system(cmd);
@@ -1128,6 +1130,21 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 		*why = "unknown backend kind";
 		return -EINVAL;
 	}
+	if (!strcmp(kind, "ext4") && vb_ext4_shared[0]) {
+		struct statfs sf;
+
+		/* one file system for all tests of a program: mkfs is slow */
+		snprintf(b->aux, sizeof(b->aux), "%s", vb_ext4_shared);
+		b->shared_fs = true;
+		if (!statfs(b->aux, &sf) && sf.f_type == EXT4_SUPER_MAGIC) {
+			if (mnt[0]) {
+				umount2(mnt, MNT_DETACH);
+				rmdir(mnt);
+			}
+			goto ext4_file;
+		}
+		mkdir(b->aux, 0700);
+	}
 	/* loop device over a tmpfs file; for ext4 the file system's image */
 	ret = vb_make_file(cmd, sizeof(cmd), dir,
 			   !strcmp(kind, "ext4") ? size + 32 * MiB : size);
@@ -1169,8 +1186,9 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 		return -EIO;
 	}
 	vb_run("modprobe ext4 2>/dev/null");
-	snprintf(b->aux, sizeof(b->aux), "/tmp/vbt-ext4-XXXXXX");
-	if (!mkdtemp(b->aux) ||
+	if (!b->shared_fs)
+		snprintf(b->aux, sizeof(b->aux), "/tmp/vbt-ext4-XXXXXX");
+	if ((!b->shared_fs && !mkdtemp(b->aux)) ||
 	    mount(b->loopdev, b->aux, "ext4", 0, NULL)) {
 		ret = -errno;
 		close(lfd);
@@ -1182,6 +1200,7 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 	close(lfd);	/* the mount holds the loop device now */
 	if (mnt[0])
 		umount2(mnt, MNT_DETACH);
+ext4_file:
 	ret = vb_make_file(b->path, sizeof(b->path), b->aux, size);
 	if (ret) {
 		*why = "cannot create the ext4 image file";
@@ -1195,6 +1214,14 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 	b->size = size;
 	b->can_discard = b->discard_zeroes = true;
 	return b->fd;
+}
+
+void vb_ext4_shared_done(void)
+{
+	if (!vb_ext4_shared[0])
+		return;
+	umount2(vb_ext4_shared, MNT_DETACH);
+	rmdir(vb_ext4_shared);
 }
 
 int vb_backend_reopen(struct vb_backend *b, int flags)
@@ -1225,6 +1252,8 @@ void vb_backend_destroy(struct vb_backend *b)
 			umount2(b->aux, MNT_DETACH);
 			rmdir(b->aux);
 		}
+	} else if (!strcmp(b->kind, "ext4") && b->shared_fs) {
+		unlink(b->path);
 	} else if (!strcmp(b->kind, "ext4") && b->aux[0]) {
 		unlink(b->path);
 		umount2(b->aux, MNT_DETACH);

@@ -220,7 +220,15 @@ struct vb_backend {
 	uint64_t size;
 	bool discard_zeroes;	/* a discarded range reads back as zeroes */
 	bool can_discard;
+	bool shared_fs;		/* ext4 in vb_ext4_shared: left mounted */
 };
+
+/*
+ * If set, every "ext4" backend is a file on one file system mounted here
+ * (made on first use); the program unmounts it with vb_ext4_shared_done().
+ */
+extern char vb_ext4_shared[256];
+void vb_ext4_shared_done(void);
 
 int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 		      int oflags, const char **why);
