@@ -10,7 +10,9 @@
 #   make demo                                           show it in a VM
 
 TOOLS := $(CURDIR)/tools/testing/vhost_blk
-KVER ?= $(shell $(TOOLS)/kernel-version)
+ifeq ($(origin KVER),undefined)
+KVER := $(shell $(TOOLS)/kernel-version)
+endif
 KDIR ?= /lib/modules/$(KVER)/build
 M := $(CURDIR)/drivers/vhost
 KBUILD_ARGS = -C $(KDIR) M=$(M) CONFIG_VHOST_BLK=m KCPPFLAGS="-I$(CURDIR)/include"
@@ -44,18 +46,18 @@ VM_KERNEL = $(if $(filter command line environment,$(origin KVER)),--kernel $(KV
 
 # One after the other: check-quick starts with "make clean".
 check:
-	$(MAKE) check-quick
-	$(MAKE) check-debug
+	@$(MAKE) --no-print-directory check-quick
+	@$(MAKE) --no-print-directory check-debug
 
 check-quick:
-	$(TOOLS)/check $(VM_KERNEL)
+	@$(TOOLS)/check $(VM_KERNEL)
 
 # The sanitizer stage: builds (once, ~20 min, cached) a debug kernel.
 check-debug:
-	$(TOOLS)/check-debug
+	@$(TOOLS)/check-debug
 
 demo:
-	$(TOOLS)/demo $(VM_KERNEL)
+	@$(TOOLS)/demo $(VM_KERNEL)
 
 clean:
 	$(MAKE) $(KBUILD_ARGS) clean
