@@ -104,7 +104,7 @@ static long fi_read_long(const char *dir, const char *attr)
  * The knobs a test changes, with their values before, put back in the
  * teardown: fault injection is global, the next test must find it off.
  */
-#define MAX_SAVED	16
+#define MAX_SAVED	32
 
 struct fi_saved {
 	int n;
