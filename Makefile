@@ -8,6 +8,8 @@
 #   make check-quick                                    all but check-debug
 #   make check-debug                                    selftests on a KASAN/lockdep/kmemleak kernel
 #   make demo                                           show it in a VM
+#   sudo make install                                   install it into updates/
+#   make deb                                            the Debian packages
 
 TOOLS := $(CURDIR)/tools/testing/vhost_blk
 ifeq ($(origin KVER),undefined)
@@ -16,6 +18,12 @@ endif
 KDIR ?= /lib/modules/$(KVER)/build
 M := $(CURDIR)/drivers/vhost
 KBUILD_ARGS = -C $(KDIR) M=$(M) CONFIG_VHOST_BLK=m KCPPFLAGS="-I$(CURDIR)/include"
+
+# The one home of the version is VHOST_BLK_VERSION in drivers/vhost/blk.c;
+# dkms.conf reads it from there, and so does everything else through it.
+VERSION = $(shell bash -c '. $(CURDIR)/dkms.conf && echo "$$PACKAGE_VERSION"')
+# The release of the kernel in KDIR, for depmod.
+KRELEASE = $(shell cat $(KDIR)/include/config/kernel.release)
 
 # Build products that are not kbuild's live here (gitignored).
 BUILD ?= $(CURDIR)/build
@@ -27,6 +35,24 @@ all: module
 
 module:
 	$(MAKE) $(KBUILD_ARGS) modules
+
+# As a distribution's module would be, in /lib/modules/<release>/updates/,
+# where it takes precedence over an in-tree vhost_blk.
+install: module
+	$(MAKE) $(KBUILD_ARGS) INSTALL_MOD_DIR=updates modules_install
+	depmod -a $(KRELEASE)
+
+uninstall:
+	rm -f /lib/modules/$(KRELEASE)/updates/vhost_blk.ko*
+	rmdir --ignore-fail-on-non-empty /lib/modules/$(KRELEASE)/updates
+	depmod -a $(KRELEASE)
+
+version:
+	@echo $(VERSION)
+
+# vhost-blk-dkms and vhost-blk-dev, in build/deb.
+deb:
+	$(CURDIR)/scripts/build-deb $(BUILD)/deb
 
 # sparse over every source file, whether or not it needs rebuilding.
 sparse:
@@ -63,4 +89,4 @@ clean:
 	$(MAKE) $(KBUILD_ARGS) clean
 	rm -rf $(BUILD)
 
-.PHONY: all module sparse selftests check check-quick check-debug demo clean
+.PHONY: all module install uninstall version deb sparse selftests check check-quick check-debug demo clean

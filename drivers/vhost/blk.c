@@ -1046,6 +1046,15 @@ static void vhost_blk_file_rw(struct vhost_blk_req *req)
 
 /* Request dispatch --------------------------------------------------------- */
 
+/*
+ * A block device can be made read-only (BLKROSET) after it was attached:
+ * ask it for every request that would change it.
+ */
+static bool vhost_blk_read_only(struct vhost_blk_backend *be)
+{
+	return be->read_only || (be->bdev && bdev_read_only(be->bdev));
+}
+
 static sector_t vhost_blk_capacity(struct vhost_blk_backend *be)
 {
 	if (be->bdev)
@@ -1162,7 +1171,8 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 	switch (req->type) {
 	case VIRTIO_BLK_T_IN:
 	case VIRTIO_BLK_T_OUT:
-		if (req->type == VIRTIO_BLK_T_OUT && req->be->read_only) {
+		if (req->type == VIRTIO_BLK_T_OUT &&
+		    vhost_blk_read_only(req->be)) {
 			status = VIRTIO_BLK_S_IOERR;
 			break;
 		}
@@ -1178,7 +1188,7 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 		goto submitted;
 	case VIRTIO_BLK_T_FLUSH:
 		status = VIRTIO_BLK_S_OK;
-		if (req->be->read_only)
+		if (vhost_blk_read_only(req->be))
 			break;
 		WRITE_ONCE(vq->inflight, vq->inflight + 1);
 		if (req->be->bdev)
@@ -1188,7 +1198,7 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 		goto submitted;
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
-		if (req->be->read_only) {
+		if (vhost_blk_read_only(req->be)) {
 			status = VIRTIO_BLK_S_IOERR;
 			break;
 		}
@@ -1496,12 +1506,10 @@ static long vhost_blk_set_backend(struct vhost_blk *blk,
 		goto err_fput;
 	be->file = file;
 	be->read_only = !(file->f_mode & FMODE_WRITE);
-	if (S_ISBLK(inode->i_mode)) {
+	if (S_ISBLK(inode->i_mode))
 		be->bdev = I_BDEV(file->f_mapping->host);
-		be->read_only |= bdev_read_only(be->bdev);
-	} else {
+	else
 		be->can_nowait = file->f_mode & FMODE_NOWAIT;
-	}
 	vhost_blk_switch_backend(blk, be);
 	return 0;
 

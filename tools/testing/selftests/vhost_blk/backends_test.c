@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "vhost_blk_lib.h"
-#include "kselftest_harness.h"
+#include "../kselftest_harness.h"
 
 #define DISK_SIZE	(32ULL << 20)
 #define LEN		(64 * 1024)

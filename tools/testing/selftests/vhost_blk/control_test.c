@@ -15,7 +15,7 @@
 #include <termios.h>
 
 #include "vhost_blk_lib.h"
-#include "kselftest_harness.h"
+#include "../kselftest_harness.h"
 
 #define ERRNO(call)	((call) < 0 ? errno : 0)
 

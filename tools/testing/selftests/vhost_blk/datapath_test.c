@@ -13,7 +13,7 @@
 #include <sys/mman.h>
 
 #include "vhost_blk_lib.h"
-#include "kselftest_harness.h"
+#include "../kselftest_harness.h"
 
 #define DISK_SIZE	(16ULL << 20)
 #define DISK_SECTORS	(DISK_SIZE / VB_SECTOR)
@@ -107,7 +107,7 @@ static void dp_check(struct __test_metadata *_metadata,
 
 		while (self->tmp[i] == self->tmp2[i])
 			i++;
-		TH_LOG("data mismatch at sector %llu len %u layout %#x: first at byte %u: %02x, expected %02x",
+		TH_LOG("mismatch: sector %llu len %u layout %#x byte %u: %02x, want %02x",
 		       (unsigned long long)sector, len, layout, i,
 		       self->tmp2[i], self->tmp[i]);
 	}

@@ -13,8 +13,8 @@
 #include <unistd.h>
 #include <linux/vhost_blk.h>
 
-#include "../kselftest_harness.h"
 #include "vhost_blk_lib.h"
+#include "../kselftest_harness.h"
 
 /* Neither vhost nor vhost-blk defines this one. */
 #define VHOST_BLK_TEST_UNKNOWN_IOCTL	_IO(VHOST_VIRTIO, 0xEE)
@@ -44,10 +44,10 @@ TEST(device_node_is_char_device_for_root_only)
 {
 	struct stat st;
 
-	if (!vhost_blk_loaded())
+	if (!vb_module_loaded())
 		SKIP(return, "vhost_blk is not loaded");
-	ASSERT_EQ(0, stat(VHOST_BLK_DEV, &st))
-		TH_LOG("%s: %s", VHOST_BLK_DEV, strerror(errno));
+	ASSERT_EQ(0, stat(VB_DEV_PATH, &st))
+		TH_LOG("%s: %s", VB_DEV_PATH, strerror(errno));
 	EXPECT_TRUE(S_ISCHR(st.st_mode));
 	EXPECT_EQ(0600, st.st_mode & 07777);
 	EXPECT_EQ(0, st.st_uid);
@@ -57,9 +57,9 @@ TEST(open_and_close_succeed)
 {
 	int fd;
 
-	if (!vhost_blk_loaded())
+	if (!vb_module_loaded())
 		SKIP(return, "vhost_blk is not loaded");
-	fd = vhost_blk_open();
+	fd = vb_open();
 	ASSERT_LE(0, fd) TH_LOG("open: %s", strerror(-fd));
 	EXPECT_EQ(0, close(fd));
 }
@@ -68,11 +68,11 @@ TEST(each_open_file_is_a_separate_device)
 {
 	int fd1, fd2;
 
-	if (!vhost_blk_loaded())
+	if (!vb_module_loaded())
 		SKIP(return, "vhost_blk is not loaded");
-	fd1 = vhost_blk_open();
+	fd1 = vb_open();
 	ASSERT_LE(0, fd1);
-	fd2 = vhost_blk_open();
+	fd2 = vb_open();
 	ASSERT_LE(0, fd2);
 	EXPECT_EQ(0, set_owner(fd1));
 	EXPECT_EQ(0, set_owner(fd2));
@@ -87,9 +87,9 @@ FIXTURE(vhost_blk) {
 FIXTURE_SETUP(vhost_blk)
 {
 	self->fd = -1;
-	if (!vhost_blk_loaded())
+	if (!vb_module_loaded())
 		SKIP(return, "vhost_blk is not loaded");
-	self->fd = vhost_blk_open();
+	self->fd = vb_open();
 	ASSERT_LE(0, self->fd) TH_LOG("open: %s", strerror(-self->fd));
 }
 
@@ -118,13 +118,13 @@ TEST_F(vhost_blk, ioctl_before_set_owner_fails_with_eperm)
 TEST_F(vhost_blk, ioctl_from_forked_child_fails_with_eperm)
 {
 	ASSERT_EQ(0, set_owner(self->fd));
-	EXPECT_EQ(EPERM, vhost_blk_run_in_child(detach_backend, self->fd));
+	EXPECT_EQ(EPERM, vb_run_in_child(detach_backend, self->fd));
 }
 
 TEST_F(vhost_blk, set_owner_from_forked_child_fails_with_ebusy)
 {
 	ASSERT_EQ(0, set_owner(self->fd));
-	EXPECT_EQ(EBUSY, vhost_blk_run_in_child(set_owner, self->fd));
+	EXPECT_EQ(EBUSY, vb_run_in_child(set_owner, self->fd));
 }
 
 TEST_F(vhost_blk, unknown_ioctl_fails_with_enotty)

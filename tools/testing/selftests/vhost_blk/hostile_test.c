@@ -9,10 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 
 #include "vhost_blk_lib.h"
-#include "kselftest_harness.h"
+#include "../kselftest_harness.h"
 
 #define DISK_SIZE	(16ULL << 20)
 #define NUM		16
@@ -425,10 +426,19 @@ TEST_F(ring, avail_index_jumping_past_num_breaks_ring)
 static void expect_fault(struct __test_metadata *_metadata,
 			 FIXTURE_DATA(ring) *self, void *page, int prot)
 {
+	struct vhost_vring_file kick = { .index = 0, .fd = self->vq->kick };
+	unsigned int base;
+
+	/*
+	 * Stop the queue while the request is published and the page is
+	 * protected, so that no pass of the worker can serve it before;
+	 * SET_VRING_KICK starts the queue again and it meets the fault.
+	 */
 	good_chain(self);
+	ASSERT_EQ(0, vb_get_vring_base(&self->d, 0, &base));
 	vb_vq_publish(self->vq, RAW);
 	ASSERT_EQ(0, mprotect(page, 4096, prot));
-	vb_vq_kick(self->vq);
+	ASSERT_EQ(0, ioctl(self->d.fd, VHOST_SET_VRING_KICK, &kick));
 	ASSERT_EQ(1, vb_wait_fd(self->vq->err, VB_TIMEOUT_MS))
 		TH_LOG("error eventfd not signalled");
 	ASSERT_EQ(0, mprotect(page, 4096, PROT_READ | PROT_WRITE));

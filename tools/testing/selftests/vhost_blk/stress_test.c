@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "vhost_blk_lib.h"
-#include "kselftest_harness.h"
+#include "../kselftest_harness.h"
 
 #define DISK_SIZE	(16ULL << 20)
 #define MAX_SECT	64		/* largest random request: 32 KiB */
@@ -199,7 +199,8 @@ FIXTURE_SETUP(st)
 
 	memset(&self->d, 0, sizeof(self->d));
 	self->d.fd = -1;
-	self->b.kind = self->b2.kind = NULL;
+	self->b.kind = NULL;
+	self->b2.kind = NULL;
 	if (access(VB_DEV_PATH, F_OK))
 		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
 	ret = vb_backend_create(&self->b, variant->kind, DISK_SIZE, 0, &why);

@@ -1,39 +1,57 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# Helpers for the vhost-blk shell selftests.  _public helpers are for the
-# tests, __private ones for this file.  Exit 4 means skip (kselftest).
+# Helpers for the vhost_blk shell tests: source it from the test.  Public
+# helpers are _name, private ones __name.  Results are KTAP, through the
+# kselftest ktap_helpers.sh.
 
-VB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-VB_KSFT_SKIP=4
-# The module under test: the runner exports VHOST_BLK_KO, else the tree's.
-VB_KO=${VHOST_BLK_KO:-$VB_DIR/../../../../drivers/vhost/vhost_blk.ko}
+. "$(dirname "${BASH_SOURCE[0]}")/../kselftest/ktap_helpers.sh"
 
-_log()
+VHOST_BLK_DEV=/dev/vhost-blk
+
+# _skip_all REASON: skip the whole test.
+_skip_all()
 {
-	echo "# ${0##*/}: $*"
-}
-
-_skip()
-{
-	_log "SKIP: $*"
-	exit "$VB_KSFT_SKIP"
-}
-
-_fail()
-{
-	_log "FAIL: $*"
-	exit 1
+	ktap_print_header
+	ktap_skip_all "$*"
+	exit "$KSFT_SKIP"
 }
 
 _require_root()
 {
-	[ "$(id -u)" -eq 0 ] || _skip "needs root"
+	[ "$(id -u)" -eq 0 ] || _skip_all "must run as root"
 }
 
-_require_module()
+_module_loaded()
 {
-	[ -e /dev/vhost-blk ] || _skip "/dev/vhost-blk missing: vhost_blk not loaded"
-	[ -r "$VB_KO" ] || _skip "cannot find vhost_blk.ko to reload (set VHOST_BLK_KO)"
+	[ -e /sys/module/vhost_blk ]
+}
+
+_require_module_loaded()
+{
+	_module_loaded || _skip_all "vhost_blk is not loaded"
+}
+
+# _module_path: the vhost_blk.ko to load again after an rmmod.  The VM
+# runner exports VHOST_BLK_MODULE; otherwise use the installed module.
+_module_path()
+{
+	if [ -n "${VHOST_BLK_MODULE:-}" ]; then
+		echo "$VHOST_BLK_MODULE"
+	else
+		modinfo -n vhost_blk 2>/dev/null
+	fi
+}
+
+# _wait_for PATH: up to 5 s for PATH to appear (udev-less devtmpfs is quick).
+_wait_for()
+{
+	local i
+
+	for i in $(seq 50); do
+		[ -e "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
 }
 
 # _rmmod_vhost_blk: unload, allowing the release path 2 s to finish.
@@ -48,10 +66,11 @@ _rmmod_vhost_blk()
 	rmmod vhost_blk
 }
 
+# _insmod_vhost_blk: load the module under test again, if it is not loaded.
 _insmod_vhost_blk()
 {
-	grep -q '^vhost_blk ' /proc/modules && return 0
-	insmod "$VB_KO"
+	_module_loaded && return 0
+	insmod "$(_module_path)" && _wait_for "$VHOST_BLK_DEV"
 }
 
 # _nullb_create NAME MB: a memory-backed null_blk with slow completions;
@@ -92,19 +111,24 @@ _nullb_remove()
 	rmdir "$dir"
 }
 
-# _flood_and_kill BACKEND: start an owner flooding BACKEND, SIGKILL it
-# with I/O in flight, reap it.
+# _flood_and_kill BACKEND: start an owner flooding BACKEND with I/O,
+# SIGKILL it with requests in flight, and reap it.
 _flood_and_kill()
 {
-	local fifo pid line
+	local dir fifo pid line
 
+	dir=$(dirname "${BASH_SOURCE[0]}")
 	fifo=$(mktemp -u /tmp/vb-flood.XXXXXX)
 	mkfifo "$fifo"
-	"$VB_DIR/vhost_blk_flood" "$1" 4 >"$fifo" &
+	"$dir/vhost_blk_flood" "$1" 4 >"$fifo" &
 	pid=$!
 	read -r -t 60 line <"$fifo"
 	rm -f "$fifo"
-	[ "$line" = ready ] || { kill -9 "$pid" 2>/dev/null; wait "$pid"; return 1; }
+	if [ "$line" != ready ]; then
+		kill -9 "$pid" 2>/dev/null
+		wait "$pid"
+		return 1
+	fi
 	sleep 0.2
 	kill -9 "$pid"
 	wait "$pid" 2>/dev/null

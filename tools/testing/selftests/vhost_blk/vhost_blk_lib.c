@@ -28,7 +28,10 @@
 
 #define MiB		(1ULL << 20)
 #define PAGE		4096ULL
-#define ALIGN_UP(x, a)	(((x) + (a) - 1) & ~((uint64_t)(a) - 1))
+static inline uint64_t vb_align_up(uint64_t x, uint64_t a)
+{
+	return (x + a - 1) & ~(a - 1);
+}
 
 /* ---------------------------------------------------------------- memory */
 
@@ -111,7 +114,7 @@ void *vb_hva(const struct vb_mem *m, uint64_t gpa, uint64_t len)
 uint64_t vb_alloc(struct vb_mem *m, int region, uint64_t size, uint64_t align)
 {
 	struct vb_region *r = &m->r[region];
-	uint64_t off = ALIGN_UP(r->lo, align);
+	uint64_t off = vb_align_up(r->lo, align);
 
 	if (off > r->hi || size > r->hi - off)
 		return 0;
@@ -132,7 +135,7 @@ uint64_t vb_alloc_span(struct vb_mem *m, uint32_t len)
 {
 	if (len > 2 * MiB - 2 * PAGE)
 		return 0;
-	return m->r[1].gpa - ALIGN_UP(len / 2, VB_SECTOR);
+	return m->r[1].gpa - vb_align_up(len / 2, VB_SECTOR);
 }
 
 static int vb_copy(const struct vb_mem *m, uint64_t gpa, void *buf,
@@ -183,6 +186,25 @@ int vb_fill(const struct vb_mem *m, uint64_t gpa, int c, size_t len)
 
 /* ---------------------------------------------------------------- device */
 
+bool vb_module_loaded(void)
+{
+	return access("/sys/module/vhost_blk", F_OK) == 0;
+}
+
+int vb_run_in_child(int (*fn)(int fd), int fd)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0)
+		_exit(fn(fd));
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
 int vb_open(void)
 {
 	int fd = open(VB_DEV_PATH, O_RDWR | O_CLOEXEC);
@@ -201,9 +223,9 @@ int vb_vq_init_ring(struct vb_dev *d, struct vb_vq *vq)
 	struct vb_mem *m = &d->mem;
 	unsigned int i, num = vq->num;
 
-	vq->desc_gpa = vb_alloc(m, 0, ALIGN_UP(16ULL * num, PAGE), PAGE);
-	vq->avail_gpa = vb_alloc(m, 0, ALIGN_UP(6ULL + 2 * num, PAGE), PAGE);
-	vq->used_gpa = vb_alloc(m, 0, ALIGN_UP(6ULL + 8 * num, PAGE), PAGE);
+	vq->desc_gpa = vb_alloc(m, 0, vb_align_up(16ULL * num, PAGE), PAGE);
+	vq->avail_gpa = vb_alloc(m, 0, vb_align_up(6ULL + 2 * num, PAGE), PAGE);
+	vq->used_gpa = vb_alloc(m, 0, vb_align_up(6ULL + 8 * num, PAGE), PAGE);
 	vq->slot_gpa = vb_alloc(m, 0, (uint64_t)VB_SLOT * num, PAGE);
 	vq->scratch_gpa = vb_alloc(m, 0, PAGE, PAGE);
 	if (!vq->desc_gpa || !vq->avail_gpa || !vq->used_gpa ||
@@ -368,8 +390,11 @@ int vb_dev_setup(struct vb_dev *d, const struct vb_opts *o)
 	memset(d, 0, sizeof(*d));
 	d->fd = -1;
 	d->backend = -1;
-	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
-		d->vq[i].kick = d->vq[i].call = d->vq[i].err = -1;
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+		d->vq[i].kick = -1;
+		d->vq[i].call = -1;
+		d->vq[i].err = -1;
+	}
 	ret = vb_mem_init(&d->mem);
 	if (ret)
 		return ret;
@@ -407,11 +432,14 @@ void vb_dev_teardown(struct vb_dev *d)
 			close(vq->call);
 		if (vq->err > 0)
 			close(vq->err);
-		vq->kick = vq->call = vq->err = -1;
+		vq->kick = -1;
+		vq->call = -1;
+		vq->err = -1;
 		free(vq->next);
 		free(vq->chain);
 		free(vq->inflight);
-		vq->next = vq->chain = NULL;
+		vq->next = NULL;
+		vq->chain = NULL;
 		vq->inflight = NULL;
 	}
 	vb_mem_free(&d->mem);
@@ -987,8 +1015,23 @@ static bool vb_bdev_discard_zeroes(const char *dev)
 int vb_nullb_create(struct vb_backend *b, uint64_t size, const char *badblocks,
 		    int oflags, const char **why)
 {
+	char attr[300];
+	const char *attrs[2];
+
+	if (!badblocks)
+		return vb_nullb_create_attrs(b, size, NULL, oflags, why);
+	snprintf(attr, sizeof(attr), "badblocks=%s", badblocks);
+	attrs[0] = attr;
+	attrs[1] = NULL;
+	return vb_nullb_create_attrs(b, size, attrs, oflags, why);
+}
+
+int vb_nullb_create_attrs(struct vb_backend *b, uint64_t size,
+			  const char *const *attrs, int oflags,
+			  const char **why)
+{
 	static int seq;
-	char val[300], idx[32];
+	char val[300], idx[32], name[64];
 	int ret, i;
 
 	memset(b, 0, sizeof(*b));
@@ -1017,8 +1060,17 @@ int vb_nullb_create(struct vb_backend *b, uint64_t size, const char *badblocks,
 	ret = ret ?: vb_write_attr(b->aux, "blocksize", "512");
 	ret = ret ?: vb_write_attr(b->aux, "memory_backed", "1");
 	ret = ret ?: vb_write_attr(b->aux, "discard", "1");
-	if (!ret && badblocks)
-		ret = vb_write_attr(b->aux, "badblocks", badblocks);
+	for (i = 0; !ret && attrs && attrs[i]; i++) {
+		const char *eq = strchr(attrs[i], '=');
+
+		if (!eq || eq - attrs[i] >= (int)sizeof(name)) {
+			ret = -EINVAL;
+			break;
+		}
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - attrs[i]),
+			 attrs[i]);
+		ret = vb_write_attr(b->aux, name, eq + 1);
+	}
 	ret = ret ?: vb_write_attr(b->aux, "power", "1");
 	if (ret) {
 		*why = "null_blk configfs attribute write failed";
@@ -1053,7 +1105,8 @@ int vb_nullb_create(struct vb_backend *b, uint64_t size, const char *badblocks,
 		goto fail;
 	}
 	b->size = vb_fd_size(b->fd);
-	b->can_discard = b->discard_zeroes = vb_bdev_discard_zeroes(b->path);
+	b->discard_zeroes = vb_bdev_discard_zeroes(b->path);
+	b->can_discard = b->discard_zeroes;
 	return b->fd;
 fail:
 	vb_write_attr(b->aux, "power", "0");
@@ -1080,7 +1133,8 @@ static int vb_brd_create(struct vb_backend *b, int oflags, const char **why)
 		return -errno;
 	}
 	b->size = vb_fd_size(b->fd);
-	b->can_discard = b->discard_zeroes = vb_bdev_discard_zeroes(b->path);
+	b->discard_zeroes = vb_bdev_discard_zeroes(b->path);
+	b->can_discard = b->discard_zeroes;
 	return b->fd;
 }
 
@@ -1123,7 +1177,8 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 			return -errno;
 		}
 		b->size = size;
-		b->can_discard = b->discard_zeroes = true;
+		b->can_discard = true;
+		b->discard_zeroes = true;
 		return b->fd;
 	}
 	if (strcmp(kind, "loop") && strcmp(kind, "ext4")) {
@@ -1163,8 +1218,8 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 		snprintf(b->path, sizeof(b->path), "%s", b->loopdev);
 		b->size = vb_fd_size(lfd);
 		/* loop discards by punching the tmpfs file: zeroes */
-		b->can_discard = b->discard_zeroes =
-			vb_bdev_discard_zeroes(b->path);
+		b->discard_zeroes = vb_bdev_discard_zeroes(b->path);
+		b->can_discard = b->discard_zeroes;
 		if (oflags) {
 			b->fd = open(b->path, O_RDWR | O_CLOEXEC | oflags);
 			close(lfd);
@@ -1212,7 +1267,8 @@ ext4_file:
 		return -errno;
 	}
 	b->size = size;
-	b->can_discard = b->discard_zeroes = true;
+	b->can_discard = true;
+	b->discard_zeroes = true;
 	return b->fd;
 }
 
@@ -1280,7 +1336,7 @@ int vb_backend_read(const struct vb_backend *b, uint64_t off, void *buf,
 		if (fd < 0)
 			return -errno;
 	}
-	if (posix_memalign(&bounce, PAGE, ALIGN_UP(len, PAGE))) {
+	if (posix_memalign(&bounce, PAGE, vb_align_up(len, PAGE))) {
 		close(fd);
 		return -ENOMEM;
 	}
@@ -1307,7 +1363,7 @@ int vb_backend_write(const struct vb_backend *b, uint64_t off,
 	fd = open(b->path, fl);
 	if (fd < 0)
 		return -errno;
-	if (posix_memalign(&bounce, PAGE, ALIGN_UP(len, PAGE))) {
+	if (posix_memalign(&bounce, PAGE, vb_align_up(len, PAGE))) {
 		close(fd);
 		return -ENOMEM;
 	}

@@ -173,7 +173,13 @@ int vb_read(const struct vb_mem *m, uint64_t gpa, void *dst, size_t len);
 int vb_fill(const struct vb_mem *m, uint64_t gpa, int c, size_t len);
 
 /* Device. */
+bool vb_module_loaded(void);
 int vb_open(void);
+/*
+ * Call fn(fd) in a forked child, which has an mm of its own, and return what
+ * it returned (0-255), or -1 when the child did not exit normally.
+ */
+int vb_run_in_child(int (*fn)(int fd), int fd);
 int vb_dev_setup(struct vb_dev *d, const struct vb_opts *o);
 int vb_dev_sequence(struct vb_dev *d, const struct vb_opts *o);
 int vb_set_mem_table(struct vb_dev *d);
@@ -235,6 +241,10 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 void vb_backend_destroy(struct vb_backend *b);
 int vb_nullb_create(struct vb_backend *b, uint64_t size, const char *badblocks,
 		    int oflags, const char **why);
+/* attrs: NULL-terminated "name=value" null_blk configfs settings. */
+int vb_nullb_create_attrs(struct vb_backend *b, uint64_t size,
+			  const char *const *attrs, int oflags,
+			  const char **why);
 int vb_backend_reopen(struct vb_backend *b, int flags);
 int vb_backend_read(const struct vb_backend *b, uint64_t off, void *buf,
 		    size_t len);

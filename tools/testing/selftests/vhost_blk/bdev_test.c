@@ -1,0 +1,836 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk on block devices that do not simply work: one made read-only
+ * with BLKROSET, a slow null_blk (timer completions) that keeps requests in
+ * flight so that the used ring's NO_NOTIFY flag can be watched, and
+ * device-mapper tables that fail I/O (dm-error, and dm-linear with an error
+ * target in the middle).  dm tables are made with dmsetup; the tests that
+ * need it skip where it is missing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "vhost_blk_lib.h"
+#include "../kselftest_harness.h"
+
+#define DISK_SIZE	(16ULL << 20)
+#define DISK_SECTORS	(DISK_SIZE / VB_SECTOR)
+#define LEN		(16 * 1024)
+#define NO_EVENT_IDX	(VB_F_TRANSPORT & ~(1ULL << VIRTIO_RING_F_EVENT_IDX))
+
+/* Read @len bytes at @sector through the device into @out; the status. */
+static int dev_read(struct vb_vq *vq, uint64_t gpa, uint64_t sector,
+		    uint32_t len, void *out, uint32_t *ul)
+{
+	int ret;
+
+	vb_fill(&vq->dev->mem, gpa, 0xaa, len);
+	ret = vb_io(vq, VIRTIO_BLK_T_IN, sector, gpa, len, 0, ul);
+	vb_read(&vq->dev->mem, gpa, out, len);
+	return ret;
+}
+
+/* Write the pattern of (@sector, @seed) at @sector through the device. */
+static int dev_write(struct vb_vq *vq, uint64_t gpa, uint64_t sector,
+		     uint32_t len, uint32_t seed, uint32_t *ul)
+{
+	uint8_t *p = malloc(len);
+
+	if (!p)
+		return -ENOMEM;
+	vb_pattern(p, len, sector, seed);
+	vb_write(&vq->dev->mem, gpa, p, len);
+	free(p);
+	return vb_io(vq, VIRTIO_BLK_T_OUT, sector, gpa, len, 0, ul);
+}
+
+/* ---------------------------------------------- read-only block device */
+
+FIXTURE(ro) {
+	struct vb_dev d;
+	struct vb_backend b;
+	struct vb_vq *vq;
+	uint64_t buf;
+	uint8_t *want, *got;
+	bool ro_set;
+};
+
+FIXTURE_VARIANT(ro) {
+	const char *kind;
+};
+
+FIXTURE_VARIANT_ADD(ro, brd) { .kind = "brd" };
+FIXTURE_VARIANT_ADD(ro, nullb) { .kind = "nullb" };
+
+#define RO_SECTOR	1024
+
+FIXTURE_SETUP(ro)
+{
+	struct vb_opts o = { .num = 32 };
+	const char *why = "";
+	int ret, one = 1, ro = 0;
+
+	memset(&self->d, 0, sizeof(self->d));
+	self->d.fd = -1;
+	self->b.kind = NULL;
+	self->ro_set = false;
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	ret = vb_backend_create(&self->b, variant->kind, DISK_SIZE, 0, &why);
+	if (ret < 0)
+		SKIP(return, "%s: %s (%s)", variant->kind, why, strerror(-ret));
+	self->want = malloc(LEN);
+	self->got = malloc(LEN);
+	ASSERT_NE(NULL, self->want);
+	ASSERT_NE(NULL, self->got);
+	/* known content, then read-only on the O_RDWR fd we attach */
+	vb_pattern(self->want, LEN, RO_SECTOR, 11);
+	ASSERT_EQ(0, vb_backend_write(&self->b, RO_SECTOR * 512ULL,
+				      self->want, LEN));
+	ASSERT_EQ(O_RDWR, fcntl(self->b.fd, F_GETFL) & O_ACCMODE);
+	ASSERT_EQ(0, ioctl(self->b.fd, BLKROSET, &one));
+	self->ro_set = true;
+	ASSERT_EQ(0, ioctl(self->b.fd, BLKROGET, &ro));
+	ASSERT_EQ(1, ro);
+	o.backend = self->b.fd;
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	self->vq = &self->d.vq[0];
+	self->buf = vb_alloc_data(&self->d.mem, LEN);
+}
+
+FIXTURE_TEARDOWN(ro)
+{
+	int zero = 0;
+
+	vb_dev_teardown(&self->d);
+	/* brd's /dev/ram0 outlives us: leave it writable */
+	if (self->ro_set && ioctl(self->b.fd, BLKROSET, &zero))
+		perror("BLKROSET 0");
+	vb_backend_destroy(&self->b);
+	free(self->want);
+	free(self->got);
+}
+
+static void ro_expect_unchanged(struct __test_metadata *_metadata,
+				FIXTURE_DATA(ro) *self)
+{
+	ASSERT_EQ(0, vb_backend_read(&self->b, RO_SECTOR * 512ULL, self->got,
+				     LEN));
+	ASSERT_EQ(0, memcmp(self->want, self->got, LEN))
+		TH_LOG("the read-only device was modified");
+}
+
+TEST_F(ro, write_fails_with_ioerr_and_leaves_the_data)
+{
+	uint32_t ul = 0;
+
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, dev_write(self->vq, self->buf,
+						RO_SECTOR, LEN, 12, &ul));
+	ASSERT_EQ(1, ul);
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, dev_write(self->vq, self->buf,
+						RO_SECTOR + 8, 512, 12, &ul));
+	ro_expect_unchanged(_metadata, self);
+}
+
+TEST_F(ro, discard_and_write_zeroes_fail_with_ioerr_and_leave_the_data)
+{
+	uint32_t ul = 0;
+
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  vb_discard_wz(self->vq, VIRTIO_BLK_T_DISCARD, RO_SECTOR,
+				LEN / 512, 0, &ul));
+	ASSERT_EQ(1, ul);
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  vb_discard_wz(self->vq, VIRTIO_BLK_T_WRITE_ZEROES, RO_SECTOR,
+				LEN / 512, 0, &ul));
+	ASSERT_EQ(1, ul);
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  vb_discard_wz(self->vq, VIRTIO_BLK_T_WRITE_ZEROES, RO_SECTOR,
+				LEN / 512, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
+				&ul));
+	ASSERT_EQ(1, ul);
+	ro_expect_unchanged(_metadata, self);
+}
+
+TEST_F(ro, reads_return_the_device_content)
+{
+	uint32_t ul = 0;
+
+	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_read(self->vq, self->buf, RO_SECTOR,
+					    LEN, self->got, &ul));
+	ASSERT_EQ(LEN + 1, ul);
+	ASSERT_EQ(0, memcmp(self->want, self->got, LEN));
+}
+
+TEST_F(ro, flush_succeeds_and_get_id_works)
+{
+	uint32_t ul = 0;
+
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(self->vq, VIRTIO_BLK_T_FLUSH, 0, 0, 0,
+					 0, &ul));
+	ASSERT_EQ(1, ul);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(self->vq, VIRTIO_BLK_T_GET_ID, 0,
+					 self->buf, 20, 0, &ul));
+	ASSERT_EQ(21, ul);
+}
+
+TEST_F(ro, writes_in_flight_with_reads_fail_alone)
+{
+	struct vb_req r[16];
+	unsigned int i;
+
+	for (i = 0; i < 16; i++) {
+		r[i] = (struct vb_req){
+			.type = i % 2 ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT,
+			.sector = RO_SECTOR + 8 * (i / 2),
+			.data_gpa = self->buf + 4096 * (i % 4),
+			.data_len = 4096, .layout = VB_L_INDIRECT,
+		};
+		ASSERT_EQ(0, vb_req_post(self->vq, &r[i]));
+	}
+	vb_vq_kick(self->vq);
+	ASSERT_EQ(0, vb_vq_wait(self->vq, 16, VB_TIMEOUT_MS));
+	for (i = 0; i < 16; i++) {
+		ASSERT_EQ(i % 2 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR,
+			  r[i].status) TH_LOG("request %u", i);
+		ASSERT_EQ(i % 2 ? 4097 : 1, r[i].used_len);
+	}
+	ASSERT_FALSE(vb_fd_signalled(self->vq->err));
+	ro_expect_unchanged(_metadata, self);
+}
+
+TEST_F(ro, writes_succeed_after_clearing_ro_and_attaching_again)
+{
+	uint32_t ul = 0;
+	int zero = 0;
+
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, dev_write(self->vq, self->buf,
+						RO_SECTOR, LEN, 13, &ul));
+	ASSERT_EQ(0, ioctl(self->b.fd, BLKROSET, &zero));
+	self->ro_set = false;
+	ASSERT_EQ(0, vb_set_backend(&self->d, self->b.fd));
+	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf, RO_SECTOR,
+					     LEN, 13, &ul));
+	vb_pattern(self->want, LEN, RO_SECTOR, 13);
+	ro_expect_unchanged(_metadata, self);
+}
+
+TEST_F(ro, read_only_is_followed_while_attached)
+{
+	uint32_t ul = 0;
+	int zero = 0, one = 1;
+
+	/* writable again, without attaching again */
+	ASSERT_EQ(0, ioctl(self->b.fd, BLKROSET, &zero));
+	self->ro_set = false;
+	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf, RO_SECTOR,
+					     LEN, 14, &ul));
+	vb_pattern(self->want, LEN, RO_SECTOR, 14);
+	ro_expect_unchanged(_metadata, self);
+
+	/* and read-only again: the next write must not reach the device */
+	ASSERT_EQ(0, ioctl(self->b.fd, BLKROSET, &one));
+	self->ro_set = true;
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, dev_write(self->vq, self->buf,
+						RO_SECTOR, LEN, 15, &ul));
+	ASSERT_EQ(1, ul);
+	ro_expect_unchanged(_metadata, self);
+}
+
+/* ------------------------------------ NO_NOTIFY with a slow backend */
+
+#define SLOW_NUM	16
+/* null_blk completes each request by a timer this long after submission */
+#define SLOW_NSEC	"400000000"
+
+FIXTURE(slow) {
+	struct vb_dev d;
+	struct vb_backend b;
+	struct vb_vq *vq;
+	uint64_t buf;
+};
+
+FIXTURE_SETUP(slow)
+{
+	static const char *const attrs[] = {
+		"irqmode=2", "completion_nsec=" SLOW_NSEC, "hw_queue_depth=64",
+		NULL
+	};
+	const char *why = "";
+	int ret;
+
+	memset(&self->d, 0, sizeof(self->d));
+	self->d.fd = -1;
+	self->b.kind = NULL;
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	ret = vb_nullb_create_attrs(&self->b, DISK_SIZE, attrs, 0, &why);
+	if (ret < 0)
+		SKIP(return, "slow null_blk: %s (%s)", why, strerror(-ret));
+}
+
+FIXTURE_TEARDOWN(slow)
+{
+	vb_dev_teardown(&self->d);
+	vb_backend_destroy(&self->b);
+}
+
+static void slow_start(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(slow) *self, uint64_t features)
+{
+	struct vb_opts o = { .num = SLOW_NUM, .backend = self->b.fd,
+			     .features = features };
+	int ret;
+
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	self->vq = &self->d.vq[0];
+	self->buf = vb_alloc_data(&self->d.mem, SLOW_NUM * 4096);
+	ASSERT_NE(0, self->buf);
+}
+
+/* A 4 KiB read into the buffer of slot @i (< SLOW_NUM). */
+static void slow_post(struct __test_metadata *_metadata,
+		      FIXTURE_DATA(slow) *self, struct vb_req *r,
+		      unsigned int i)
+{
+	*r = (struct vb_req){ .type = VIRTIO_BLK_T_IN, .sector = 8 * i,
+			      .data_gpa = self->buf + 4096 * i,
+			      .data_len = 4096, .layout = VB_L_INDIRECT };
+	ASSERT_EQ(0, vb_req_post(self->vq, r));
+}
+
+static bool no_notify(struct vb_vq *vq)
+{
+	return __atomic_load_n(&vq->used->flags, __ATOMIC_ACQUIRE) &
+	       VRING_USED_F_NO_NOTIFY;
+}
+
+/*
+ * A full ring of slow requests: the device takes them all and then has no
+ * room for more, so it must leave kicks off until they complete.
+ */
+TEST_F(slow, used_no_notify_is_set_while_a_full_ring_is_in_flight)
+{
+	struct vb_req r[SLOW_NUM];
+	bool seen = false;
+	unsigned int i;
+
+	slow_start(_metadata, self, NO_EVENT_IDX);
+	for (i = 0; i < SLOW_NUM; i++)
+		slow_post(_metadata, self, &r[i], i);
+	vb_vq_kick(self->vq);
+	for (i = 0; i < 2000 && vb_used_idx(self->vq) == 0; i++) {
+		if (no_notify(self->vq)) {
+			seen = vb_used_idx(self->vq) == 0;
+			break;
+		}
+		usleep(100);
+	}
+	ASSERT_TRUE(seen) TH_LOG("NO_NOTIFY never seen with %u requests in flight",
+				 SLOW_NUM);
+	ASSERT_EQ(0, vb_vq_wait(self->vq, SLOW_NUM, VB_TIMEOUT_MS));
+	for (i = 0; i < SLOW_NUM; i++)
+		ASSERT_EQ(VIRTIO_BLK_S_OK, r[i].status);
+	/* idle: the device wants kicks again */
+	for (i = 0; i < 100 && no_notify(self->vq); i++)
+		usleep(10000);
+	ASSERT_FALSE(no_notify(self->vq));
+	slow_post(_metadata, self, &r[0], 0);
+	vb_vq_kick(self->vq);
+	ASSERT_EQ(0, vb_vq_wait(self->vq, 1, VB_TIMEOUT_MS));
+	ASSERT_EQ(VIRTIO_BLK_S_OK, r[0].status);
+}
+
+/*
+ * A guest that kicks only when NO_NOTIFY is clear (virtqueue_kick_prepare
+ * without EVENT_IDX) and refills the ring as requests complete must never
+ * wait for a request the device did not see.
+ */
+TEST_F(slow, guest_that_honours_no_notify_gets_every_request_served)
+{
+	struct vb_req r[SLOW_NUM];
+	bool busy[SLOW_NUM] = { false };
+	unsigned int i, posted = 0, done = 0, kicks = 0, skipped = 0;
+	const unsigned int total = 3 * SLOW_NUM;
+
+	slow_start(_metadata, self, NO_EVENT_IDX);
+	while (done < total) {
+		bool added = false;
+
+		for (i = 0; i < SLOW_NUM && posted < total; i++) {
+			if (busy[i] || !self->vq->nfree)
+				continue;
+			slow_post(_metadata, self, &r[i], i);
+			busy[i] = true;
+			posted++;
+			added = true;
+		}
+		if (added) {
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			if (no_notify(self->vq)) {
+				skipped++;
+			} else {
+				vb_vq_kick(self->vq);
+				kicks++;
+			}
+		}
+		ASSERT_EQ(0, vb_vq_wait(self->vq, 1, VB_TIMEOUT_MS))
+			TH_LOG("stalled: %u of %u done, %u kicks, %u skipped",
+			       done, total, kicks, skipped);
+		for (i = 0; i < SLOW_NUM; i++)
+			if (busy[i] && r[i].done) {
+				ASSERT_EQ(VIRTIO_BLK_S_OK, r[i].status);
+				busy[i] = false;
+				done++;
+			}
+	}
+	TH_LOG("%u kicks, %u skipped for NO_NOTIFY", kicks, skipped);
+}
+
+TEST_F(slow, event_idx_leaves_used_flags_alone)
+{
+	struct vb_req r[SLOW_NUM];
+	unsigned int i;
+
+	slow_start(_metadata, self, 0);
+	ASSERT_TRUE(self->d.features & (1ULL << VIRTIO_RING_F_EVENT_IDX));
+	for (i = 0; i < SLOW_NUM; i++)
+		slow_post(_metadata, self, &r[i], i);
+	vb_vq_kick(self->vq);
+	for (i = 0; i < VB_TIMEOUT_MS && self->vq->completed < SLOW_NUM; i++) {
+		ASSERT_FALSE(no_notify(self->vq));
+		ASSERT_LE(0, vb_vq_collect(self->vq));
+		usleep(1000);
+	}
+	ASSERT_EQ(SLOW_NUM, self->vq->completed);
+	for (i = 0; i < SLOW_NUM; i++)
+		ASSERT_EQ(VIRTIO_BLK_S_OK, r[i].status);
+}
+
+/* ------------------------------------------------------ device-mapper */
+
+struct dm {
+	char name[64];
+	char path[64];
+	int fd;
+};
+
+static bool have_dmsetup(void)
+{
+	return !access("/sbin/dmsetup", X_OK) ||
+	       !access("/usr/sbin/dmsetup", X_OK);
+}
+
+/*
+ * Create dm device @name from @table and open it O_RDWR.  Without udev
+ * there is no /dev/mapper/<name>: open /dev/dm-N, which devtmpfs makes.
+ */
+static int dm_create(struct dm *dm, const char *name, const char *table,
+		     const char **why)
+{
+	char cmd[1024], out[64], link[256];
+	unsigned int maj, min;
+	FILE *f;
+	int i;
+
+	dm->fd = -1;
+	dm->name[0] = 0;
+	if (!have_dmsetup()) {
+		*why = "dmsetup not installed (apt-get install dmsetup)";
+		return -ENOENT;
+	}
+	if (system("modprobe dm_mod 2>/dev/null"))
+		; /* built in, or dmsetup will say */
+	snprintf(dm->name, sizeof(dm->name), "%s-%d", name, getpid());
+	snprintf(cmd, sizeof(cmd),
+		 "printf '%s' | dmsetup create --noudevsync %s >/dev/null 2>&1",
+		 table, dm->name);
+	if (system(cmd)) {
+		dm->name[0] = 0;
+		*why = "dmsetup create failed (no device-mapper?)";
+		return -EIO;
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "dmsetup info -c --noheadings -o major,minor --separator ' ' %s",
+		 dm->name);
+	f = popen(cmd, "r");
+	if (!f || !fgets(out, sizeof(out), f) ||
+	    sscanf(out, "%u %u", &maj, &min) != 2) {
+		if (f)
+			pclose(f);
+		*why = "dmsetup info failed";
+		return -EIO;
+	}
+	pclose(f);
+	snprintf(cmd, sizeof(cmd), "/sys/dev/block/%u:%u", maj, min);
+	i = readlink(cmd, link, sizeof(link) - 1);
+	if (i <= 0) {
+		*why = "no sysfs entry for the dm device";
+		return -ENOENT;
+	}
+	link[i] = 0;
+	snprintf(dm->path, sizeof(dm->path), "/dev/%s", strrchr(link, '/') + 1);
+	for (i = 0; i < 200 && access(dm->path, F_OK); i++)
+		usleep(10000);
+	dm->fd = open(dm->path, O_RDWR | O_CLOEXEC);
+	if (dm->fd < 0) {
+		*why = "cannot open the dm device";
+		return -errno;
+	}
+	return dm->fd;
+}
+
+static void dm_destroy(struct dm *dm)
+{
+	char cmd[256];
+	int i;
+
+	if (dm->fd >= 0)
+		close(dm->fd);
+	dm->fd = -1;
+	if (!dm->name[0])
+		return;
+	snprintf(cmd, sizeof(cmd),
+		 "dmsetup remove --noudevsync %s >/dev/null 2>&1", dm->name);
+	/* the device may still be closing */
+	for (i = 0; i < 50 && system(cmd); i++)
+		usleep(20000);
+	dm->name[0] = 0;
+}
+
+FIXTURE(dmerr) {
+	struct vb_dev d;
+	struct dm dm;
+	struct vb_vq *vq;
+	uint64_t buf;
+};
+
+FIXTURE_SETUP(dmerr)
+{
+	struct vb_opts o = { .num = 64 };
+	char table[64];
+	const char *why = "";
+	int ret;
+
+	memset(&self->d, 0, sizeof(self->d));
+	self->d.fd = -1;
+	self->dm.fd = -1;
+	self->dm.name[0] = 0;
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	snprintf(table, sizeof(table), "0 %llu error",
+		 (unsigned long long)DISK_SECTORS);
+	ret = dm_create(&self->dm, "vbt-err", table, &why);
+	if (ret < 0)
+		SKIP(return, "dm-error: %s (%s)", why, strerror(-ret));
+	o.backend = self->dm.fd;
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	self->vq = &self->d.vq[0];
+	self->buf = vb_alloc_data(&self->d.mem, 1 << 20);
+}
+
+FIXTURE_TEARDOWN(dmerr)
+{
+	vb_dev_teardown(&self->d);
+	dm_destroy(&self->dm);
+}
+
+TEST_F(dmerr, every_read_and_write_fails_with_ioerr_and_used_len_1)
+{
+	static const uint32_t lens[] = { 512, 4096, 65536, 1 << 20 };
+	uint64_t sector;
+	unsigned int i, layout;
+	uint32_t ul;
+
+	for (i = 0; i < ARRAY_SIZE(lens); i++) {
+		sector = (DISK_SECTORS - lens[i] / 512) * i / 4;
+		for (layout = 0; layout <= VB_L_ALL; layout += 5) {
+			ul = 0;
+			ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+				  vb_io(self->vq, VIRTIO_BLK_T_IN, sector,
+					self->buf, lens[i], layout, &ul))
+				TH_LOG("read of %u at %llu", lens[i],
+				       (unsigned long long)sector);
+			ASSERT_EQ(1, ul);
+			ul = 0;
+			ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+				  vb_io(self->vq, VIRTIO_BLK_T_OUT, sector,
+					self->buf, lens[i], layout, &ul))
+				TH_LOG("write of %u at %llu", lens[i],
+				       (unsigned long long)sector);
+			ASSERT_EQ(1, ul);
+		}
+	}
+	ASSERT_FALSE(vb_fd_signalled(self->vq->err));
+}
+
+TEST_F(dmerr, a_full_ring_of_failing_requests_completes)
+{
+	static struct vb_req r[64];
+	unsigned int i;
+
+	for (i = 0; i < 64; i++) {
+		r[i] = (struct vb_req){
+			.type = i % 2 ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT,
+			.sector = 64 * i, .data_gpa = self->buf + 8192 * i,
+			.data_len = 8192, .layout = VB_L_INDIRECT,
+		};
+		ASSERT_EQ(0, vb_req_post(self->vq, &r[i]));
+	}
+	vb_vq_kick(self->vq);
+	ASSERT_EQ(0, vb_vq_wait(self->vq, 64, VB_TIMEOUT_MS));
+	for (i = 0; i < 64; i++) {
+		ASSERT_EQ(VIRTIO_BLK_S_IOERR, r[i].status) TH_LOG("request %u", i);
+		ASSERT_EQ(1, r[i].used_len);
+	}
+	ASSERT_FALSE(vb_fd_signalled(self->vq->err));
+}
+
+TEST_F(dmerr, flush_gives_the_same_status_every_time)
+{
+	uint32_t ul = 0;
+	int first, i, st;
+
+	first = vb_io(self->vq, VIRTIO_BLK_T_FLUSH, 0, 0, 0, 0, &ul);
+	TH_LOG("flush on dm-error: status %d", first);
+	ASSERT_TRUE(first == VIRTIO_BLK_S_OK || first == VIRTIO_BLK_S_IOERR);
+	ASSERT_EQ(1, ul);
+	for (i = 0; i < 4; i++) {
+		/* also after failed writes */
+		ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+			  vb_io(self->vq, VIRTIO_BLK_T_OUT, 8 * i, self->buf,
+				4096, 0, &ul));
+		st = vb_io(self->vq, VIRTIO_BLK_T_FLUSH, 0, 0, 0, 0, &ul);
+		ASSERT_EQ(first, st);
+		ASSERT_EQ(1, ul);
+	}
+}
+
+TEST_F(dmerr, discard_and_write_zeroes_never_succeed)
+{
+	uint32_t ul = 0;
+	int st;
+
+	st = vb_discard_wz(self->vq, VIRTIO_BLK_T_DISCARD, 0, 64, 0, &ul);
+	ASSERT_TRUE(st == VIRTIO_BLK_S_IOERR || st == VIRTIO_BLK_S_UNSUPP)
+		TH_LOG("discard: status %d", st);
+	ASSERT_EQ(1, ul);
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  vb_discard_wz(self->vq, VIRTIO_BLK_T_WRITE_ZEROES, 0, 64, 0,
+				&ul));
+	ASSERT_EQ(1, ul);
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  vb_discard_wz(self->vq, VIRTIO_BLK_T_WRITE_ZEROES, 64, 64,
+				VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP, &ul));
+	ASSERT_EQ(1, ul);
+}
+
+TEST_F(dmerr, stop_and_swap_to_a_good_backend_after_errors_work)
+{
+	struct vb_backend b;
+	const char *why = "";
+	unsigned int base = 0;
+	uint32_t ul;
+	int ret;
+
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, vb_io(self->vq, VIRTIO_BLK_T_IN, 0,
+					    self->buf, 4096, 0, &ul));
+	ASSERT_EQ(0, vb_get_vring_base(&self->d, 0, &base));
+	ASSERT_EQ(1, base);
+	ASSERT_EQ(0, vb_vq_start(&self->d, self->vq, base));
+	ret = vb_backend_create(&b, "tmpfs", DISK_SIZE, 0, &why);
+	if (ret < 0)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, vb_set_backend(&self->d, b.fd));
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(self->vq, VIRTIO_BLK_T_IN, 0,
+					 self->buf, 4096, 0, &ul));
+	ASSERT_EQ(4097, ul);
+	ASSERT_EQ(0, vb_set_backend(&self->d, self->dm.fd));
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, vb_io(self->vq, VIRTIO_BLK_T_IN, 0,
+					    self->buf, 4096, 0, &ul));
+	vb_backend_destroy(&b);
+}
+
+/* dm-linear over null_blk with an error target at [HOLE, HOLE + HOLE_LEN) */
+#define HOLE		1024
+#define HOLE_LEN	1024
+
+FIXTURE(dmhole) {
+	struct vb_dev d;
+	struct vb_backend b;
+	struct dm dm;
+	struct vb_vq *vq;
+	uint64_t buf;
+	uint8_t *want, *got;
+};
+
+FIXTURE_SETUP(dmhole)
+{
+	struct vb_opts o = { .num = 64 };
+	const char *why = "";
+	struct stat st;
+	char table[256];
+	int ret;
+
+	memset(&self->d, 0, sizeof(self->d));
+	self->d.fd = -1;
+	self->b.kind = NULL;
+	self->dm.fd = -1;
+	self->dm.name[0] = 0;
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	if (!have_dmsetup())
+		SKIP(return, "dmsetup not installed (apt-get install dmsetup)");
+	ret = vb_backend_create(&self->b, "nullb", DISK_SIZE, 0, &why);
+	if (ret < 0)
+		SKIP(return, "nullb: %s (%s)", why, strerror(-ret));
+	ASSERT_EQ(0, fstat(self->b.fd, &st));
+	snprintf(table, sizeof(table),
+		 "0 %u linear %u:%u 0\\n%u %u error\\n%u %llu linear %u:%u %u\\n",
+		 HOLE, major(st.st_rdev), minor(st.st_rdev), HOLE, HOLE_LEN,
+		 HOLE + HOLE_LEN,
+		 (unsigned long long)DISK_SECTORS - HOLE - HOLE_LEN,
+		 major(st.st_rdev), minor(st.st_rdev), HOLE + HOLE_LEN);
+	ret = dm_create(&self->dm, "vbt-hole", table, &why);
+	if (ret < 0)
+		SKIP(return, "dm-linear: %s (%s)", why, strerror(-ret));
+	self->want = malloc(1 << 20);
+	self->got = malloc(1 << 20);
+	ASSERT_NE(NULL, self->want);
+	ASSERT_NE(NULL, self->got);
+	o.backend = self->dm.fd;
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	self->vq = &self->d.vq[0];
+	self->buf = vb_alloc_data(&self->d.mem, 1 << 20);
+}
+
+FIXTURE_TEARDOWN(dmhole)
+{
+	vb_dev_teardown(&self->d);
+	dm_destroy(&self->dm);
+	vb_backend_destroy(&self->b);
+	free(self->want);
+	free(self->got);
+}
+
+/* Ranges (sector, sectors) wholly or partly in the hole, and wholly out. */
+static const struct { uint64_t sector; uint32_t n; } in_hole[] = {
+	{ HOLE, 8 }, { HOLE + 500, 1 }, { HOLE + HOLE_LEN - 8, 8 },
+	{ HOLE - 8, 16 }, { HOLE + HOLE_LEN - 8, 16 }, { HOLE - 512, 2048 },
+}, outside[] = {
+	{ 0, 8 }, { HOLE - 8, 8 }, { HOLE + HOLE_LEN, 8 },
+	{ HOLE + HOLE_LEN, 1024 }, { DISK_SECTORS - 128, 128 },
+};
+
+TEST_F(dmhole, requests_touching_the_error_range_fail_with_ioerr)
+{
+	unsigned int i;
+	uint32_t ul;
+
+	for (i = 0; i < ARRAY_SIZE(in_hole); i++) {
+		uint32_t len = in_hole[i].n * 512;
+
+		ul = 0;
+		ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+			  dev_read(self->vq, self->buf, in_hole[i].sector, len,
+				   self->got, &ul))
+			TH_LOG("read [%llu, +%u)",
+			       (unsigned long long)in_hole[i].sector,
+			       in_hole[i].n);
+		ASSERT_EQ(1, ul);
+		ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+			  dev_write(self->vq, self->buf, in_hole[i].sector, len,
+				    i, &ul))
+			TH_LOG("write [%llu, +%u)",
+			       (unsigned long long)in_hole[i].sector,
+			       in_hole[i].n);
+		ASSERT_EQ(1, ul);
+	}
+	ASSERT_FALSE(vb_fd_signalled(self->vq->err));
+}
+
+TEST_F(dmhole, requests_outside_the_error_range_succeed_with_the_data)
+{
+	unsigned int i;
+	uint32_t ul;
+
+	for (i = 0; i < ARRAY_SIZE(outside); i++) {
+		uint64_t sector = outside[i].sector;
+		uint32_t len = outside[i].n * 512;
+
+		ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf,
+						     sector, len, 40 + i, &ul));
+		ASSERT_EQ(1, ul);
+		ASSERT_EQ(VIRTIO_BLK_S_OK, dev_read(self->vq, self->buf,
+						    sector, len, self->got,
+						    &ul));
+		ASSERT_EQ(len + 1, ul);
+		vb_pattern(self->want, len, sector, 40 + i);
+		ASSERT_EQ(0, memcmp(self->want, self->got, len))
+			TH_LOG("read back [%llu, +%u)",
+			       (unsigned long long)sector, outside[i].n);
+		/* dm-linear maps 1:1 onto the null_blk below */
+		ASSERT_EQ(0, vb_backend_read(&self->b, sector * 512,
+					     self->got, len));
+		ASSERT_EQ(0, memcmp(self->want, self->got, len));
+	}
+}
+
+TEST_F(dmhole, failed_writes_never_reach_the_device_below)
+{
+	uint32_t ul;
+
+	/* the null_blk sectors hidden by the error target, and the edges */
+	vb_pattern(self->want, 3 * 4096, HOLE - 8, 77);
+	ASSERT_EQ(0, vb_backend_write(&self->b, (HOLE - 8) * 512ULL,
+				      self->want, 3 * 4096));
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, dev_write(self->vq, self->buf, HOLE - 8,
+						3 * 4096, 78, &ul));
+	ASSERT_EQ(0, vb_backend_read(&self->b, HOLE * 512ULL, self->got,
+				     2 * 4096));
+	ASSERT_EQ(0, memcmp(self->want + 8 * 512, self->got, 2 * 4096))
+		TH_LOG("the error target let a write through");
+}
+
+TEST_F(dmhole, mixed_batch_fails_exactly_the_requests_in_the_hole)
+{
+	static struct vb_req r[32];
+	unsigned int i;
+
+	for (i = 0; i < 32; i++) {
+		/* every 4th request lands in the hole */
+		uint64_t sector = i % 4 == 3 ? HOLE + 16 * i :
+				  HOLE + HOLE_LEN + 16 * i;
+
+		r[i] = (struct vb_req){
+			.type = i % 2 ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT,
+			.sector = sector, .data_gpa = self->buf + 8192 * i,
+			.data_len = 8192, .layout = VB_L_INDIRECT,
+		};
+		ASSERT_EQ(0, vb_req_post(self->vq, &r[i]));
+	}
+	vb_vq_kick(self->vq);
+	ASSERT_EQ(0, vb_vq_wait(self->vq, 32, VB_TIMEOUT_MS));
+	for (i = 0; i < 32; i++) {
+		bool bad = i % 4 == 3;
+
+		ASSERT_EQ(bad ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK,
+			  r[i].status) TH_LOG("request %u", i);
+		ASSERT_EQ(bad || !(i % 2) ? 1 : 8193, r[i].used_len);
+	}
+	ASSERT_FALSE(vb_fd_signalled(self->vq->err));
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,556 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk's worker kthread: VHOST_SET_OWNER starts one per device, named
+ * vhost-blk-<owner pid> and placed in the owner's cgroups, so that cgroup v2
+ * io.stat counts the guest's I/O and io.max limits it; RESET_OWNER and
+ * close stop it.  The cgroup tests move the test process into fresh cgroups
+ * under the cgroup2 root (mounting cgroup2 when nobody did) and skip where
+ * cgroup2 or its io controller is missing.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+
+#include "vhost_blk_lib.h"
+#include "../kselftest_harness.h"
+
+#define DISK_SIZE	(32ULL << 20)
+#define IO_LEN		(256 * 1024)
+#define IO_COUNT	4
+#define PF_KTHREAD	0x00200000
+
+/* ------------------------------------------------------------- threads */
+
+/* The comm the worker of an owner with this pid has (TASK_COMM_LEN 16). */
+static void worker_name(char *name, size_t len, pid_t owner)
+{
+	snprintf(name, len, "vhost-blk-%d", owner);
+	if (len > 16)
+		name[15] = 0;
+}
+
+static int read_text(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	return n;
+}
+
+static int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, strlen(text)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/*
+ * Tasks whose comm is @name: returns how many, and the tid of the last one
+ * in *tid.  Kernel threads are thread-group leaders, /proc lists them all.
+ */
+static int find_threads(const char *name, pid_t *tid)
+{
+	char path[64], comm[32];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	d = opendir("/proc");
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		pid_t pid = atoi(e->d_name);
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		if (read_text(path, comm, sizeof(comm)) <= 0)
+			continue;
+		comm[strcspn(comm, "\n")] = 0;
+		if (strcmp(comm, name))
+			continue;
+		n++;
+		if (tid)
+			*tid = pid;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Wait up to 2 s for exactly @want threads named @name. */
+static int wait_threads(const char *name, int want, pid_t *tid)
+{
+	int i, n = -1;
+
+	for (i = 0; i < 200; i++) {
+		n = find_threads(name, tid);
+		if (n == want)
+			break;
+		usleep(10000);
+	}
+	return n;
+}
+
+/* Field 9 of /proc/<tid>/stat: the task's PF_* flags. */
+static unsigned long task_flags(pid_t tid)
+{
+	char path[64], buf[1024], *p;
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", tid);
+	if (read_text(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	p = strrchr(buf, ')');	/* comm may contain spaces */
+	if (!p)
+		return 0;
+	/* after ")": state(3) ppid pgrp session tty tpgid flags(9) */
+	for (i = 0; i < 7 && p; i++)
+		p = strchr(p + 1, ' ');
+	return p ? strtoul(p + 1, NULL, 10) : 0;
+}
+
+static int task_cgroup(pid_t tid, char *buf, size_t len)
+{
+	char path[64];
+
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/%d/cgroup", tid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/cgroup");
+	return read_text(path, buf, len);
+}
+
+/* ------------------------------------------------------------- cgroups */
+
+/*
+ * The cgroup2 root: where the runner mounted it, else our own mount.
+ * Returns 0, or a reason to skip in *why.
+ */
+static int cgroup2_root(char *root, size_t len, bool *mounted,
+			const char **why)
+{
+	char line[1024], mnt[200], fstype[64];
+	FILE *f;
+
+	*mounted = false;
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f) {
+		*why = "no /proc/self/mountinfo";
+		return -ENOENT;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - ");
+
+		if (!sep || sscanf(sep, " - %63s", fstype) != 1 ||
+		    strcmp(fstype, "cgroup2"))
+			continue;
+		if (sscanf(line, "%*s %*s %*s %*s %199s", mnt) == 1) {
+			fclose(f);
+			snprintf(root, len, "%s", mnt);
+			return 0;
+		}
+	}
+	fclose(f);
+	snprintf(root, len, "/tmp/vbt-cgroup2-XXXXXX");
+	if (!mkdtemp(root)) {
+		*why = "cannot make a cgroup2 mount point";
+		return -errno;
+	}
+	if (mount("cgroup2", root, "cgroup2", 0, NULL)) {
+		rmdir(root);
+		*why = "cgroup2 not available";
+		return -errno;
+	}
+	*mounted = true;
+	return 0;
+}
+
+/* A cgroup directory's counters in io.stat for device @dev. */
+struct io_stat {
+	unsigned long long rbytes, wbytes, rios, wios;
+};
+
+static int read_io_stat(const char *cg, dev_t dev, struct io_stat *s)
+{
+	char path[600], buf[8192], want[32], *line, *save;
+
+	memset(s, 0, sizeof(*s));
+	snprintf(path, sizeof(path), "%s/io.stat", cg);
+	if (read_text(path, buf, sizeof(buf)) < 0)
+		return -errno;
+	snprintf(want, sizeof(want), "%u:%u ", major(dev), minor(dev));
+	for (line = strtok_r(buf, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, want, strlen(want)))
+			continue;
+		if (sscanf(line + strlen(want),
+			   "rbytes=%llu wbytes=%llu rios=%llu wios=%llu",
+			   &s->rbytes, &s->wbytes, &s->rios, &s->wios) != 4)
+			return -EPROTO;
+	}
+	return 0;
+}
+
+FIXTURE(cg) {
+	char root[256];
+	bool mounted;
+	char cg[2][320];	/* fresh cgroups A and B */
+	char home[320];		/* where the test process was */
+	struct vb_dev d;
+	struct vb_backend b;
+	dev_t dev;
+	uint64_t buf;
+	uint8_t *tmp;
+};
+
+FIXTURE_VARIANT(cg) {
+	const char *kind;
+};
+
+FIXTURE_VARIANT_ADD(cg, brd) { .kind = "brd" };
+FIXTURE_VARIANT_ADD(cg, nullb) { .kind = "nullb" };
+
+static int cg_enter(const char *cg)
+{
+	char path[400], pid[32];
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	return write_text(path, pid);
+}
+
+FIXTURE_SETUP(cg)
+{
+	char path[400], line[512], ctl[256];
+	const char *why = "";
+	struct stat st;
+	int i, ret;
+
+	memset(&self->d, 0, sizeof(self->d));
+	self->d.fd = -1;
+	self->b.kind = NULL;
+	self->cg[0][0] = 0;
+	self->cg[1][0] = 0;
+	self->home[0] = 0;
+	self->mounted = false;
+	self->tmp = NULL;
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	if (cgroup2_root(self->root, sizeof(self->root), &self->mounted, &why))
+		SKIP(return, "%s", why);
+	snprintf(path, sizeof(path), "%s/cgroup.controllers", self->root);
+	if (read_text(path, ctl, sizeof(ctl)) < 0 || !strstr(ctl, "io"))
+		SKIP(return, "the cgroup2 io controller is not available (v1 holds it?)");
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", self->root);
+	if (write_text(path, "+io"))
+		SKIP(return, "cannot enable the io controller in %s", path);
+	/* "0::/some/path": where to go back to */
+	ASSERT_LT(0, task_cgroup(0, line, sizeof(line)));
+	line[strcspn(line, "\n")] = 0;
+	snprintf(self->home, sizeof(self->home), "%s%s", self->root,
+		 strstr(line, "::") ? strstr(line, "::") + 2 : "/");
+	for (i = 0; i < 2; i++) {
+		snprintf(self->cg[i], sizeof(self->cg[i]), "%s/vbt-%d-%c",
+			 self->root, getpid(), 'a' + i);
+		ASSERT_EQ(0, mkdir(self->cg[i], 0755))
+			TH_LOG("mkdir %s: %s", self->cg[i], strerror(errno));
+	}
+	snprintf(path, sizeof(path), "%s/io.stat", self->cg[0]);
+	if (access(path, F_OK))
+		SKIP(return, "no io.stat in a fresh cgroup");
+	ret = vb_backend_create(&self->b, variant->kind, DISK_SIZE, 0, &why);
+	if (ret < 0)
+		SKIP(return, "%s: %s (%s)", variant->kind, why, strerror(-ret));
+	ASSERT_EQ(0, fstat(self->b.fd, &st));
+	self->dev = st.st_rdev;
+	self->tmp = malloc(IO_LEN);
+	ASSERT_NE(NULL, self->tmp);
+	/* A before SET_OWNER: the worker is created there */
+	ASSERT_EQ(0, cg_enter(self->cg[0]));
+}
+
+FIXTURE_TEARDOWN(cg)
+{
+	int i, j;
+
+	vb_dev_teardown(&self->d);
+	vb_backend_destroy(&self->b);
+	free(self->tmp);
+	if (self->home[0])
+		cg_enter(self->home);
+	/* a stopped worker leaves its cgroup a little after close */
+	for (i = 0; i < 2; i++)
+		for (j = 0; self->cg[i][0] && j < 200; j++) {
+			if (!rmdir(self->cg[i]) || errno == ENOENT)
+				break;
+			usleep(10000);
+		}
+	if (self->mounted) {
+		umount2(self->root, MNT_DETACH);
+		rmdir(self->root);
+	}
+}
+
+static void cg_setup_device(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(cg) *self)
+{
+	struct vb_opts o = { .num = 64, .backend = self->b.fd };
+	int ret;
+
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	self->buf = vb_alloc_data(&self->d.mem, IO_COUNT * IO_LEN);
+	ASSERT_NE(0, self->buf);
+}
+
+/* IO_COUNT requests of IO_LEN in flight at once; all must succeed. */
+static void cg_io(struct __test_metadata *_metadata, FIXTURE_DATA(cg) *self,
+		  uint32_t type, uint64_t sector, unsigned int count)
+{
+	struct vb_req r[16];
+	unsigned int i;
+
+	for (i = 0; i < count; i++) {
+		vb_pattern(self->tmp, IO_LEN, sector + i * (IO_LEN / 512), 5);
+		vb_write(&self->d.mem, self->buf + (uint64_t)(i % IO_COUNT) *
+			 IO_LEN, self->tmp, IO_LEN);
+		r[i] = (struct vb_req){
+			.type = type, .sector = sector + i * (IO_LEN / 512),
+			.data_gpa = self->buf + (uint64_t)(i % IO_COUNT) *
+				    IO_LEN,
+			.data_len = IO_LEN, .layout = VB_L_INDIRECT,
+		};
+		ASSERT_EQ(0, vb_req_post(&self->d.vq[0], &r[i]));
+	}
+	vb_vq_kick(&self->d.vq[0]);
+	ASSERT_EQ(0, vb_vq_wait(&self->d.vq[0], count, 3 * VB_TIMEOUT_MS));
+	for (i = 0; i < count; i++)
+		ASSERT_EQ(VIRTIO_BLK_S_OK, r[i].status) TH_LOG("request %u", i);
+}
+
+TEST_F(cg, worker_is_in_the_cgroup_of_the_owner)
+{
+	char name[32], want[512], got[512];
+	pid_t tid = 0;
+
+	cg_setup_device(_metadata, self);
+	worker_name(name, sizeof(name), getpid());
+	ASSERT_EQ(1, find_threads(name, &tid));
+	ASSERT_LT(0, task_cgroup(0, want, sizeof(want)));
+	ASSERT_LT(0, task_cgroup(tid, got, sizeof(got)));
+	ASSERT_STREQ(want, got);
+	ASSERT_NE(NULL, strstr(got, strrchr(self->cg[0], '/')));
+}
+
+TEST_F(cg, guest_io_is_counted_in_the_owner_cgroup_io_stat)
+{
+	struct io_stat s0, s1;
+
+	cg_setup_device(_metadata, self);
+	ASSERT_EQ(0, read_io_stat(self->cg[0], self->dev, &s0));
+	cg_io(_metadata, self, VIRTIO_BLK_T_OUT, 2048, IO_COUNT);
+	cg_io(_metadata, self, VIRTIO_BLK_T_IN, 2048, IO_COUNT);
+	ASSERT_EQ(0, read_io_stat(self->cg[0], self->dev, &s1));
+	ASSERT_LE(s0.wbytes + IO_COUNT * IO_LEN, s1.wbytes)
+		TH_LOG("wbytes %llu -> %llu", s0.wbytes, s1.wbytes);
+	ASSERT_LE(s0.rbytes + IO_COUNT * IO_LEN, s1.rbytes)
+		TH_LOG("rbytes %llu -> %llu", s0.rbytes, s1.rbytes);
+	ASSERT_LT(s0.wios, s1.wios);
+	ASSERT_LT(s0.rios, s1.rios);
+}
+
+TEST_F(cg, guest_io_stays_in_the_set_owner_cgroup_after_the_vmm_moves)
+{
+	struct io_stat a0, a1, b0, b1;
+
+	cg_setup_device(_metadata, self);
+	/* the VMM moves on; the worker stays where SET_OWNER put it */
+	ASSERT_EQ(0, cg_enter(self->cg[1]));
+	ASSERT_EQ(0, read_io_stat(self->cg[0], self->dev, &a0));
+	ASSERT_EQ(0, read_io_stat(self->cg[1], self->dev, &b0));
+	cg_io(_metadata, self, VIRTIO_BLK_T_OUT, 4096, IO_COUNT);
+	cg_io(_metadata, self, VIRTIO_BLK_T_IN, 4096, IO_COUNT);
+	ASSERT_EQ(0, read_io_stat(self->cg[0], self->dev, &a1));
+	ASSERT_EQ(0, read_io_stat(self->cg[1], self->dev, &b1));
+	ASSERT_LE(a0.wbytes + IO_COUNT * IO_LEN, a1.wbytes);
+	ASSERT_LE(a0.rbytes + IO_COUNT * IO_LEN, a1.rbytes);
+	ASSERT_EQ(b0.wbytes, b1.wbytes);
+	ASSERT_EQ(b0.rbytes, b1.rbytes);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+TEST_F(cg, io_max_of_the_owner_cgroup_limits_guest_writes)
+{
+	char path[400], limit[96];
+	long long t0, ms;
+
+	snprintf(path, sizeof(path), "%s/io.max", self->cg[0]);
+	if (access(path, F_OK))
+		SKIP(return, "no io.max (CONFIG_BLK_DEV_THROTTLING off)");
+	/* 1 MiB/s: the 2 MiB below take about 2 s, unthrottled a few ms */
+	snprintf(limit, sizeof(limit), "%u:%u wbps=1048576", major(self->dev),
+		 minor(self->dev));
+	ASSERT_EQ(0, write_text(path, limit));
+	cg_setup_device(_metadata, self);
+	t0 = now_ms();
+	cg_io(_metadata, self, VIRTIO_BLK_T_OUT, 0, 8);
+	ms = now_ms() - t0;
+	TH_LOG("2 MiB at wbps=1 MiB/s took %lld ms", ms);
+	ASSERT_LE(1000, ms);
+	/* reads are not limited, and detaching drains without a hang */
+	cg_io(_metadata, self, VIRTIO_BLK_T_IN, 0, IO_COUNT);
+	ASSERT_EQ(0, vb_set_backend(&self->d, -1));
+}
+
+/* -------------------------------------------------- worker lifetime */
+
+FIXTURE(life) {
+	int fd, fd2;
+	char name[32];
+};
+
+FIXTURE_SETUP(life)
+{
+	self->fd = -1;
+	self->fd2 = -1;
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	worker_name(self->name, sizeof(self->name), getpid());
+	self->fd = vb_open();
+	ASSERT_LE(0, self->fd);
+}
+
+FIXTURE_TEARDOWN(life)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+	if (self->fd2 >= 0)
+		close(self->fd2);
+}
+
+TEST_F(life, no_worker_before_set_owner)
+{
+	ASSERT_EQ(0, find_threads(self->name, NULL));
+}
+
+TEST_F(life, set_owner_starts_one_kthread_named_after_the_owner)
+{
+	pid_t tid = 0;
+
+	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER, NULL));
+	ASSERT_EQ(1, find_threads(self->name, &tid));
+	ASSERT_NE(getpid(), tid);
+	ASSERT_TRUE(task_flags(tid) & PF_KTHREAD)
+		TH_LOG("thread %d is not a kernel thread", tid);
+}
+
+TEST_F(life, failed_second_set_owner_starts_no_second_worker)
+{
+	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER, NULL));
+	ASSERT_EQ(-1, ioctl(self->fd, VHOST_SET_OWNER, NULL));
+	ASSERT_EQ(EBUSY, errno);
+	ASSERT_EQ(1, find_threads(self->name, NULL));
+}
+
+TEST_F(life, each_device_has_its_own_worker)
+{
+	self->fd2 = vb_open();
+	ASSERT_LE(0, self->fd2);
+	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER, NULL));
+	ASSERT_EQ(0, ioctl(self->fd2, VHOST_SET_OWNER, NULL));
+	ASSERT_EQ(2, find_threads(self->name, NULL));
+	close(self->fd2);
+	self->fd2 = -1;
+	ASSERT_EQ(1, wait_threads(self->name, 1, NULL));
+}
+
+TEST_F(life, close_stops_the_worker)
+{
+	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER, NULL));
+	ASSERT_EQ(1, find_threads(self->name, NULL));
+	close(self->fd);
+	self->fd = -1;
+	ASSERT_EQ(0, wait_threads(self->name, 0, NULL));
+}
+
+TEST_F(life, close_of_a_serving_device_stops_the_worker)
+{
+	struct vb_backend b;
+	struct vb_opts o = { .num = 16 };
+	const char *why = "";
+	struct vb_dev d;
+	int ret;
+
+	close(self->fd);
+	self->fd = -1;
+	ret = vb_backend_create(&b, "tmpfs", 1 << 20, 0, &why);
+	if (ret < 0)
+		SKIP(return, "%s", why);
+	o.backend = b.fd;
+	ret = vb_dev_setup(&d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(&d.vq[0], VIRTIO_BLK_T_FLUSH, 0, 0,
+					 0, 0, NULL));
+	ASSERT_EQ(1, find_threads(self->name, NULL));
+	vb_dev_teardown(&d);
+	vb_backend_destroy(&b);
+	ASSERT_EQ(0, wait_threads(self->name, 0, NULL));
+}
+
+TEST_F(life, reset_owner_stops_the_worker_and_set_owner_restarts_it)
+{
+	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER, NULL));
+	ASSERT_EQ(0, ioctl(self->fd, VHOST_RESET_OWNER, NULL));
+	ASSERT_EQ(0, wait_threads(self->name, 0, NULL));
+	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER, NULL));
+	ASSERT_EQ(1, find_threads(self->name, NULL));
+}
+
+static int child_set_owner(int fd)
+{
+	char name[32];
+
+	if (ioctl(fd, VHOST_SET_OWNER, NULL))
+		return 1;
+	worker_name(name, sizeof(name), getpid());
+	return find_threads(name, NULL) == 1 ? 0 : 2;
+}
+
+TEST_F(life, worker_is_named_after_the_process_that_set_the_owner)
+{
+	/* a forked child owns the device; the parent's name is not used */
+	ASSERT_EQ(0, vb_run_in_child(child_set_owner, self->fd));
+	ASSERT_EQ(0, find_threads(self->name, NULL));
+}
+
+TEST_HARNESS_MAIN
