@@ -7,6 +7,7 @@
 #   make check                                          everything CI runs
 #   make check-quick                                    all but check-debug
 #   make check-debug                                    selftests on a KASAN/lockdep/kmemleak kernel
+#   make check-e2e                                      vhost-blk-pci guests, nested KVM
 #   make demo                                           show it in a VM
 #   sudo make install                                   install it into updates/
 #   make deb                                            the Debian packages
@@ -82,6 +83,10 @@ check-quick:
 check-debug:
 	@$(TOOLS)/check-debug
 
+# Only the end-to-end tests (part of check): patched QEMU, nested KVM.
+check-e2e:
+	$(TOOLS)/e2e $(VM_KERNEL)
+
 demo:
 	@$(TOOLS)/demo $(VM_KERNEL)
 
@@ -89,4 +94,4 @@ clean:
 	$(MAKE) $(KBUILD_ARGS) clean
 	rm -rf $(BUILD)
 
-.PHONY: all module install uninstall version deb sparse selftests check check-quick check-debug demo clean
+.PHONY: all module install uninstall version deb sparse selftests check check-quick check-debug check-e2e demo clean

@@ -158,10 +158,8 @@ struct vhost_blk_req {
 	atomic_t ref;			/* backend operations, + 1 while building */
 	struct virtio_blk_discard_write_zeroes *segs;
 	unsigned int nr_segs;
-	union {
-		struct kiocb iocb;
-		struct work_struct work;
-	};
+	struct kiocb iocb;
+	struct work_struct work;
 	struct page *inline_pages[VHOST_BLK_INLINE_PAGES];
 	struct bio_vec inline_bvec[VHOST_BLK_INLINE_PAGES];
 };
@@ -923,6 +921,58 @@ static int vhost_blk_file_discard(struct vhost_blk_req *req)
 	return ret;
 }
 
+static void vhost_blk_kiocb_complete(struct kiocb *iocb, long ret)
+{
+	struct vhost_blk_req *req = container_of(iocb, struct vhost_blk_req,
+						 iocb);
+
+	if (req->type == VIRTIO_BLK_T_OUT)
+		kiocb_end_write(iocb);
+	if (ret != req->len)
+		req->status = VIRTIO_BLK_S_IOERR;
+	vhost_blk_req_put(req);
+}
+
+/*
+ * Send a direct read or write to the file as an asynchronous kiocb.  With
+ * @nowait, returns -EAGAIN (and does nothing) where the file system would
+ * block; otherwise the request is the kiocb's until it completes.
+ */
+static int vhost_blk_file_aio(struct vhost_blk_req *req, bool nowait)
+{
+	struct file *file = req->be->file;
+	struct kiocb *iocb = &req->iocb;
+	struct iov_iter iter;
+	ssize_t ret;
+
+	atomic_inc(&req->ref);
+	init_sync_kiocb(iocb, file);
+	iocb->ki_pos = req->sector << VHOST_BLK_SECTOR_SHIFT;
+	iocb->ki_complete = vhost_blk_kiocb_complete;
+	if (nowait)
+		iocb->ki_flags |= IOCB_NOWAIT;
+	if (req->type == VIRTIO_BLK_T_IN) {
+		iov_iter_bvec(&iter, READ, req->bvec, req->nr_pages, req->len);
+		ret = file->f_op->read_iter(iocb, &iter);
+	} else {
+		iov_iter_bvec(&iter, WRITE, req->bvec, req->nr_pages,
+			      req->len);
+		iocb->ki_flags |= IOCB_WRITE;
+		kiocb_start_write(iocb);
+		ret = file->f_op->write_iter(iocb, &iter);
+		if (ret == -EAGAIN && nowait)
+			kiocb_end_write(iocb);
+	}
+	if (ret == -EIOCBQUEUED)
+		return 0;
+	if (ret == -EAGAIN && nowait) {
+		atomic_dec(&req->ref);
+		return -EAGAIN;
+	}
+	vhost_blk_kiocb_complete(iocb, ret);
+	return 0;
+}
+
 /*
  * Discard or zero a block device range synchronously, from the workqueue:
  * blkdev_issue_zeroout() falls back to writing zero pages where the device
@@ -964,6 +1014,16 @@ static void vhost_blk_work(struct work_struct *work)
 	switch (req->type) {
 	case VIRTIO_BLK_T_IN:
 	case VIRTIO_BLK_T_OUT:
+		/*
+		 * Direct I/O that would have blocked the worker: block here
+		 * only as long as submitting it takes (an extent to
+		 * allocate), and let it complete asynchronously.
+		 */
+		if (req->be->file->f_flags & O_DIRECT) {
+			vhost_blk_file_aio(req, false);
+			vhost_blk_req_put(req);
+			return;
+		}
 		ret = vhost_blk_file_sync_rw(req);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
@@ -987,61 +1047,18 @@ static void vhost_blk_punt(struct vhost_blk_req *req)
 	queue_work(vhost_blk_wq, &req->work);
 }
 
-static void vhost_blk_kiocb_complete(struct kiocb *iocb, long ret)
-{
-	struct vhost_blk_req *req = container_of(iocb, struct vhost_blk_req,
-						 iocb);
-
-	if (req->type == VIRTIO_BLK_T_OUT)
-		kiocb_end_write(iocb);
-	if (ret != req->len)
-		req->status = VIRTIO_BLK_S_IOERR;
-	vhost_blk_req_put(req);
-}
-
 /*
  * Direct I/O goes out as an asynchronous kiocb from the worker.  It is
  * tried with IOCB_NOWAIT where the file supports it: when it would block
  * (a lock, an allocating write), the request goes to the workqueue
- * instead of stalling every queue of the device.
+ * instead of stalling every queue of the device.  Buffered I/O always
+ * goes there.
  */
 static void vhost_blk_file_rw(struct vhost_blk_req *req)
 {
-	struct file *file = req->be->file;
-	struct kiocb *iocb = &req->iocb;
-	struct iov_iter iter;
-	ssize_t ret;
-
-	if (!(file->f_flags & O_DIRECT) || !req->be->can_nowait) {
+	if (!(req->be->file->f_flags & O_DIRECT) || !req->be->can_nowait ||
+	    vhost_blk_file_aio(req, true) == -EAGAIN)
 		vhost_blk_punt(req);
-		return;
-	}
-	atomic_inc(&req->ref);
-	init_sync_kiocb(iocb, file);
-	iocb->ki_pos = req->sector << VHOST_BLK_SECTOR_SHIFT;
-	iocb->ki_complete = vhost_blk_kiocb_complete;
-	iocb->ki_flags |= IOCB_NOWAIT;
-	if (req->type == VIRTIO_BLK_T_IN) {
-		iov_iter_bvec(&iter, READ, req->bvec, req->nr_pages, req->len);
-		ret = file->f_op->read_iter(iocb, &iter);
-	} else {
-		iov_iter_bvec(&iter, WRITE, req->bvec, req->nr_pages,
-			      req->len);
-		iocb->ki_flags |= IOCB_WRITE;
-		kiocb_start_write(iocb);
-		ret = file->f_op->write_iter(iocb, &iter);
-		if (ret == -EAGAIN)
-			kiocb_end_write(iocb);
-	}
-	if (ret == -EIOCBQUEUED)
-		return;
-	if (ret == -EAGAIN) {
-		/* The kiocb's reference passes to the work item. */
-		atomic_dec(&req->ref);
-		vhost_blk_punt(req);
-		return;
-	}
-	vhost_blk_kiocb_complete(iocb, ret);
 }
 
 /* Request dispatch --------------------------------------------------------- */
