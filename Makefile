@@ -5,6 +5,8 @@
 #   make [KVER=6.1.0-56-amd64 | KDIR=/path/to/build]   build the module
 #   make selftests                                      build the selftests
 #   make check                                          everything CI runs
+#   make check-quick                                    all but check-debug
+#   make check-debug                                    selftests on a KASAN/lockdep/kmemleak kernel
 #   make check-e2e                                      vhost-blk-pci guests, nested KVM
 #   make demo                                           show it in a VM
 #   sudo make install                                   install it into updates/
@@ -69,8 +71,17 @@ selftests:
 # the scripts use Debian 12's own kernel series.
 VM_KERNEL = $(if $(filter command line environment,$(origin KVER)),--kernel $(KVER))
 
+# One after the other: check-quick starts with "make clean".
 check:
+	@$(MAKE) --no-print-directory check-quick
+	@$(MAKE) --no-print-directory check-debug
+
+check-quick:
 	@$(TOOLS)/check $(VM_KERNEL)
+
+# The sanitizer stage: builds (once, ~20 min, cached) a debug kernel.
+check-debug:
+	@$(TOOLS)/check-debug
 
 # Only the end-to-end tests (part of check): patched QEMU, nested KVM.
 check-e2e:
@@ -83,4 +94,4 @@ clean:
 	$(MAKE) $(KBUILD_ARGS) clean
 	rm -rf $(BUILD)
 
-.PHONY: all module install uninstall version deb sparse selftests check check-e2e demo clean
+.PHONY: all module install uninstall version deb sparse selftests check check-quick check-debug check-e2e demo clean
