@@ -73,11 +73,10 @@ VM_KERNEL = $(if $(filter command line environment,$(origin KVER)),--kernel $(KV
 
 # One after the other: check-quick starts with "make clean".
 check:
-	@$(MAKE) --no-print-directory check-quick
-	@$(MAKE) --no-print-directory check-debug
+	@$(TOOLS)/check $(VM_KERNEL)
 
 check-quick:
-	@$(TOOLS)/check $(VM_KERNEL)
+	@$(TOOLS)/check --no-debug $(VM_KERNEL)
 
 # The sanitizer stage: builds (once, ~20 min, cached) a debug kernel.
 check-debug:
