@@ -334,6 +334,21 @@ vhost_blk_find_region(const struct vhost_blk_mem *mem, u64 gpa)
 }
 
 /*
+ * The owner's address of @gpa, in @addr, and how many of the @len bytes
+ * from there lie in the same region; -EFAULT outside the table.
+ */
+static s64 vhost_blk_gpa_chunk(const struct vhost_blk_mem *mem, u64 gpa,
+			       u32 len, void __user **addr)
+{
+	const struct vhost_blk_region *r = vhost_blk_find_region(mem, gpa);
+
+	if (!r)
+		return -EFAULT;
+	*addr = u64_to_user_ptr(r->uaddr + (gpa - r->gpa));
+	return min_t(u64, len, r->last - gpa + 1);
+}
+
+/*
  * Translate [gpa, gpa + len) into segments of the owner's address space,
  * appending to vq->segs.  A range may span adjacent regions; a range that
  * leaves the table, wraps around, or needs more segments than we keep is
@@ -341,23 +356,18 @@ vhost_blk_find_region(const struct vhost_blk_mem *mem, u64 gpa)
  */
 static int vhost_blk_translate(struct vhost_blk_vq *vq, u64 gpa, u32 len)
 {
-	const struct vhost_blk_mem *mem = vq->mem;
-
 	if (len && gpa + len - 1 < gpa)
 		return -EOVERFLOW;
 	while (len) {
-		const struct vhost_blk_region *r;
-		u64 chunk;
+		struct vhost_blk_seg *seg = &vq->segs[vq->nr_segs];
+		s64 chunk;
 
-		r = vhost_blk_find_region(mem, gpa);
-		if (!r)
-			return -EFAULT;
 		if (vq->nr_segs >= VHOST_BLK_MAX_SEGS)
 			return -E2BIG;
-		chunk = min_t(u64, len, r->last - gpa + 1);
-		vq->segs[vq->nr_segs].addr = u64_to_user_ptr(r->uaddr +
-							     (gpa - r->gpa));
-		vq->segs[vq->nr_segs].len = chunk;
+		chunk = vhost_blk_gpa_chunk(vq->mem, gpa, len, &seg->addr);
+		if (chunk < 0)
+			return chunk;
+		seg->len = chunk;
 		vq->nr_segs++;
 		gpa += chunk;
 		len -= chunk;
@@ -369,21 +379,16 @@ static int vhost_blk_translate(struct vhost_blk_vq *vq, u64 gpa, u32 len)
 static int vhost_blk_read_gpa(struct vhost_blk_vq *vq, void *buf, u64 gpa,
 			      u32 len)
 {
-	const struct vhost_blk_mem *mem = vq->mem;
-
 	if (gpa + len - 1 < gpa)
 		return -EOVERFLOW;
 	while (len) {
-		const struct vhost_blk_region *r;
-		u64 chunk;
+		void __user *addr;
+		s64 chunk;
 
-		r = vhost_blk_find_region(mem, gpa);
-		if (!r)
-			return -EFAULT;
-		chunk = min_t(u64, len, r->last - gpa + 1);
-		if (copy_from_user(buf, u64_to_user_ptr(r->uaddr +
-							(gpa - r->gpa)),
-				   chunk))
+		chunk = vhost_blk_gpa_chunk(vq->mem, gpa, len, &addr);
+		if (chunk < 0)
+			return chunk;
+		if (copy_from_user(buf, addr, chunk))
 			return -EFAULT;
 		buf += chunk;
 		gpa += chunk;
