@@ -580,14 +580,7 @@ static int alloc_dev_open(struct vb_dev *d)
 {
 	int i, ret;
 
-	memset(d, 0, sizeof(*d));
-	d->fd = -1;
-	d->backend = -1;
-	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
-		d->vq[i].kick = -1;
-		d->vq[i].call = -1;
-		d->vq[i].err = -1;
-	}
+	vb_dev_init(d);
 	ret = vb_mem_init(&d->mem);
 	if (ret)
 		return ret;

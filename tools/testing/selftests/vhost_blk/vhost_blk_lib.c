@@ -186,6 +186,20 @@ int vb_fill(const struct vb_mem *m, uint64_t gpa, int c, size_t len)
 
 /* ---------------------------------------------------------------- device */
 
+void vb_dev_init(struct vb_dev *d)
+{
+	int i;
+
+	memset(d, 0, sizeof(*d));
+	d->fd = -1;
+	d->backend = -1;
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+		d->vq[i].kick = -1;
+		d->vq[i].call = -1;
+		d->vq[i].err = -1;
+	}
+}
+
 bool vb_module_loaded(void)
 {
 	return access("/sys/module/vhost_blk", F_OK) == 0;
@@ -384,17 +398,9 @@ int vb_dev_sequence(struct vb_dev *d, const struct vb_opts *o)
 /* Fresh guest memory, open /dev/vhost-blk, run the start sequence. */
 int vb_dev_setup(struct vb_dev *d, const struct vb_opts *o)
 {
-	unsigned int i;
 	int ret;
 
-	memset(d, 0, sizeof(*d));
-	d->fd = -1;
-	d->backend = -1;
-	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
-		d->vq[i].kick = -1;
-		d->vq[i].call = -1;
-		d->vq[i].err = -1;
-	}
+	vb_dev_init(d);
 	ret = vb_mem_init(&d->mem);
 	if (ret)
 		return ret;

@@ -173,6 +173,8 @@ int vb_read(const struct vb_mem *m, uint64_t gpa, void *dst, size_t len);
 int vb_fill(const struct vb_mem *m, uint64_t gpa, int c, size_t len);
 
 /* Device. */
+/* A vb_dev with nothing open: what vb_dev_teardown() may be called on. */
+void vb_dev_init(struct vb_dev *d);
 bool vb_module_loaded(void);
 int vb_open(void);
 /*
