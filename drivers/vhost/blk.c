@@ -205,9 +205,10 @@ struct vhost_blk_vq {
 	struct eventfd_ctx *error_ctx;
 
 	/*
-	 * stopped: VHOST_GET_VRING_BASE took the queue's state, or a drain is
-	 * under way; broken: the guest broke the ring.  Either keeps the
-	 * worker from taking new requests until VHOST_SET_VRING_KICK.
+	 * stopped: VHOST_GET_VRING_BASE took the queue's state; broken: the
+	 * guest broke the ring.  Either keeps the worker from taking new
+	 * requests until VHOST_SET_VRING_KICK.  (A backend switch instead
+	 * clears @be for as long as it drains.)
 	 */
 	bool stopped;
 	bool broken;
