@@ -53,41 +53,23 @@
 
 /* ------------------------------------------------------------- knobs */
 
-static int fi_write(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 static int fi_writef(const char *dir, const char *attr, const char *val)
 {
 	char path[PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, attr);
-	return fi_write(path, val);
+	return vb_write_text(path, val);
 }
 
 static int fi_read(const char *dir, const char *attr, char *buf, size_t len)
 {
 	char path[PATH_MAX];
-	ssize_t n;
-	int fd;
+	int n;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, attr);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
+	n = vb_read_text(path, buf, len);
 	if (n < 0)
-		return -errno;
-	buf[n] = 0;
+		return n;
 	buf[strcspn(buf, "\n")] = 0;
 	return 0;
 }
@@ -133,7 +115,7 @@ static void fi_restore(struct fi_saved *s)
 {
 	while (s->n > 0) {
 		s->n--;
-		fi_write(s->v[s->n].path, s->v[s->n].val);
+		vb_write_text(s->v[s->n].path, s->v[s->n].val);
 	}
 }
 

@@ -867,24 +867,21 @@ static int vb_run(const char *cmd)
 	return ret == 0 ? 0 : -EIO;
 }
 
-static int vb_write_attr(const char *dir, const char *attr, const char *val)
+int vb_write_text(const char *path, const char *text)
 {
-	char path[512];
-	int fd, ret = 0;
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, attr);
-	fd = open(path, O_WRONLY);
 	if (fd < 0)
 		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
+	if (write(fd, text, strlen(text)) < 0)
 		ret = -errno;
 	close(fd);
 	return ret;
 }
 
-static int vb_read_attr(const char *path, char *buf, size_t len)
+int vb_read_text(const char *path, char *buf, size_t len)
 {
-	int fd = open(path, O_RDONLY), n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), n;
 
 	if (fd < 0)
 		return -errno;
@@ -894,6 +891,14 @@ static int vb_read_attr(const char *path, char *buf, size_t len)
 		return -errno;
 	buf[n] = 0;
 	return n;
+}
+
+static int vb_write_attr(const char *dir, const char *attr, const char *val)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, attr);
+	return vb_write_text(path, val);
 }
 
 static int vb_wait_path(const char *path)
@@ -1013,7 +1018,7 @@ static bool vb_bdev_discard_zeroes(const char *dev)
 
 	snprintf(path, sizeof(path), "/sys/block/%s/queue/discard_max_bytes",
 		 name ? name + 1 : dev);
-	if (vb_read_attr(path, buf, sizeof(buf)) < 0)
+	if (vb_read_text(path, buf, sizeof(buf)) < 0)
 		return false;
 	return strtoull(buf, NULL, 0) > 0;
 }
@@ -1083,7 +1088,7 @@ int vb_nullb_create_attrs(struct vb_backend *b, uint64_t size,
 		goto fail;
 	}
 	snprintf(val, sizeof(val), "%s/index", b->aux);
-	ret = vb_read_attr(val, idx, sizeof(idx));
+	ret = vb_read_text(val, idx, sizeof(idx));
 	if (ret < 0) {
 		*why = "null_blk index unreadable";
 		goto fail;

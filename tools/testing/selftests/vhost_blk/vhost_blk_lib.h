@@ -172,6 +172,12 @@ int vb_write(const struct vb_mem *m, uint64_t gpa, const void *src, size_t len);
 int vb_read(const struct vb_mem *m, uint64_t gpa, void *dst, size_t len);
 int vb_fill(const struct vb_mem *m, uint64_t gpa, int c, size_t len);
 
+/* Small files of sysfs, configfs, debugfs and cgroupfs. */
+/* Write @text to @path; 0 or -errno. */
+int vb_write_text(const char *path, const char *text);
+/* Read @path into @buf, NUL-terminated; the length read or -errno. */
+int vb_read_text(const char *path, char *buf, size_t len);
+
 /* Device. */
 /* A vb_dev with nothing open: what vb_dev_teardown() may be called on. */
 void vb_dev_init(struct vb_dev *d);

@@ -41,32 +41,6 @@ static void worker_name(char *name, size_t len, pid_t owner)
 		name[15] = 0;
 }
 
-static int read_text(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC), n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
-	return n;
-}
-
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, strlen(text)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 /*
  * Tasks whose comm is @name: returns how many, and the tid of the last one
  * in *tid.  Kernel threads are thread-group leaders, /proc lists them all.
@@ -87,7 +61,7 @@ static int find_threads(const char *name, pid_t *tid)
 		if (pid <= 0)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-		if (read_text(path, comm, sizeof(comm)) <= 0)
+		if (vb_read_text(path, comm, sizeof(comm)) <= 0)
 			continue;
 		comm[strcspn(comm, "\n")] = 0;
 		if (strcmp(comm, name))
@@ -121,7 +95,7 @@ static unsigned long task_flags(pid_t tid)
 	int i;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", tid);
-	if (read_text(path, buf, sizeof(buf)) <= 0)
+	if (vb_read_text(path, buf, sizeof(buf)) <= 0)
 		return 0;
 	p = strrchr(buf, ')');	/* comm may contain spaces */
 	if (!p)
@@ -140,7 +114,7 @@ static int task_cgroup(pid_t tid, char *buf, size_t len)
 		snprintf(path, sizeof(path), "/proc/%d/cgroup", tid);
 	else
 		snprintf(path, sizeof(path), "/proc/self/cgroup");
-	return read_text(path, buf, len);
+	return vb_read_text(path, buf, len);
 }
 
 /* ------------------------------------------------------------- cgroups */
@@ -199,7 +173,7 @@ static int read_io_stat(const char *cg, dev_t dev, struct io_stat *s)
 
 	memset(s, 0, sizeof(*s));
 	snprintf(path, sizeof(path), "%s/io.stat", cg);
-	if (read_text(path, buf, sizeof(buf)) < 0)
+	if (vb_read_text(path, buf, sizeof(buf)) < 0)
 		return -errno;
 	snprintf(want, sizeof(want), "%u:%u ", major(dev), minor(dev));
 	for (line = strtok_r(buf, "\n", &save); line;
@@ -239,7 +213,7 @@ static int cg_enter(const char *cg)
 
 	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
 	snprintf(pid, sizeof(pid), "%d", getpid());
-	return write_text(path, pid);
+	return vb_write_text(path, pid);
 }
 
 FIXTURE_SETUP(cg)
@@ -262,10 +236,10 @@ FIXTURE_SETUP(cg)
 	if (cgroup2_root(self->root, sizeof(self->root), &self->mounted, &why))
 		SKIP(return, "%s", why);
 	snprintf(path, sizeof(path), "%s/cgroup.controllers", self->root);
-	if (read_text(path, ctl, sizeof(ctl)) < 0 || !strstr(ctl, "io"))
+	if (vb_read_text(path, ctl, sizeof(ctl)) < 0 || !strstr(ctl, "io"))
 		SKIP(return, "the cgroup2 io controller is not available (v1 holds it?)");
 	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", self->root);
-	if (write_text(path, "+io"))
+	if (vb_write_text(path, "+io"))
 		SKIP(return, "cannot enable the io controller in %s", path);
 	/* "0::/some/path": where to go back to */
 	ASSERT_LT(0, task_cgroup(0, line, sizeof(line)));
@@ -420,7 +394,7 @@ TEST_F(cg, io_max_of_the_owner_cgroup_limits_guest_writes)
 	/* 1 MiB/s: the 2 MiB below take about 2 s, unthrottled a few ms */
 	snprintf(limit, sizeof(limit), "%u:%u wbps=1048576", major(self->dev),
 		 minor(self->dev));
-	ASSERT_EQ(0, write_text(path, limit));
+	ASSERT_EQ(0, vb_write_text(path, limit));
 	cg_setup_device(_metadata, self);
 	t0 = now_ms();
 	cg_io(_metadata, self, VIRTIO_BLK_T_OUT, 0, 8);
