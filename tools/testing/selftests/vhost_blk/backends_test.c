@@ -100,14 +100,6 @@ static void be_read(struct __test_metadata *_metadata, FIXTURE_DATA(be) *self,
 	vb_read(&self->d.mem, self->buf2, self->tmp2, len);
 }
 
-static bool is_zero(const uint8_t *p, size_t len)
-{
-	while (len--)
-		if (*p++)
-			return false;
-	return true;
-}
-
 TEST_F(be, written_data_reads_back_in_every_layout)
 {
 	unsigned int layout;
@@ -168,7 +160,7 @@ static void be_zero_check(struct __test_metadata *_metadata,
 			    32 * 512));
 	if (expect == VIRTIO_BLK_S_OK && (type == VIRTIO_BLK_T_WRITE_ZEROES ||
 					  self->b.discard_zeroes))
-		ASSERT_TRUE(is_zero(self->tmp2 + 32 * 512, 64 * 512));
+		ASSERT_TRUE(vb_is_zero(self->tmp2 + 32 * 512, 64 * 512));
 }
 
 TEST_F(be, write_zeroes_reads_back_zeroes)

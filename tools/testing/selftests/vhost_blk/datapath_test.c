@@ -113,16 +113,6 @@ static void dp_check(struct __test_metadata *_metadata,
 	}
 }
 
-static bool dp_is_zero(const uint8_t *p, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
 TEST_F(dp, write_then_read_returns_data_in_every_layout)
 {
 	unsigned int layout;
@@ -297,7 +287,7 @@ static void dp_zeroes_test(struct __test_metadata *_metadata,
 	vb_read(&self->d.mem, self->buf2, self->tmp2, 16384);
 	vb_pattern(self->tmp, 16384, 1000, 9);
 	ASSERT_EQ(0, memcmp(self->tmp, self->tmp2, 4 * 512));
-	ASSERT_TRUE(dp_is_zero(self->tmp2 + 4 * 512, 8 * 512));
+	ASSERT_TRUE(vb_is_zero(self->tmp2 + 4 * 512, 8 * 512));
 	ASSERT_EQ(0, memcmp(self->tmp + 12 * 512, self->tmp2 + 12 * 512,
 			    4 * 512));
 }
@@ -387,7 +377,7 @@ TEST_F(dp, write_zeroes_with_16_segments_zeroes_all_of_them)
 				     32 * 16 * 512));
 	vb_pattern(self->tmp, 32 * 16 * 512, 4096, 4);
 	for (i = 0; i < 16; i++) {
-		ASSERT_TRUE(dp_is_zero(self->tmp2 + i * 32 * 512, 8 * 512));
+		ASSERT_TRUE(vb_is_zero(self->tmp2 + i * 32 * 512, 8 * 512));
 		ASSERT_EQ(0, memcmp(self->tmp + (i * 32 + 8) * 512,
 				    self->tmp2 + (i * 32 + 8) * 512, 24 * 512));
 	}

@@ -842,6 +842,16 @@ uint64_t vb_rand(uint64_t *s)
 	return *s * 0x2545F4914F6CDD1DULL;
 }
 
+bool vb_is_zero(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	while (len--)
+		if (*b++)
+			return false;
+	return true;
+}
+
 void vb_pattern(void *buf, size_t len, uint64_t sector, uint32_t seed)
 {
 	uint64_t *p = buf;

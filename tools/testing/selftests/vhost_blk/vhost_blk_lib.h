@@ -222,6 +222,8 @@ int vb_discard_wz(struct vb_vq *vq, uint32_t type, uint64_t sector,
 
 /* Data patterns: deterministic content of a sector for a seed. */
 void vb_pattern(void *buf, size_t len, uint64_t sector, uint32_t seed);
+/* Whether all @len bytes at @p are zero. */
+bool vb_is_zero(const void *p, size_t len);
 uint64_t vb_rand(uint64_t *state);
 
 /* Backends; each returns an open fd or -errno, *why says what failed. */
