@@ -658,8 +658,14 @@ static void vhost_blk_add_used(struct vhost_blk_vq *vq, u16 head, u32 len)
 	};
 	u16 idx = vq->last_used_idx & (vq->num - 1);
 
-	if (copy_to_user(&vq->used->ring[idx], &elem, sizeof(elem)))
+	/*
+	 * An entry we could not write must not be covered by the used index
+	 * we publish later, should the ring become writable again.
+	 */
+	if (copy_to_user(&vq->used->ring[idx], &elem, sizeof(elem))) {
 		vq_err(vq, "cannot write used ring\n");
+		return;
+	}
 	vq->last_used_idx++;
 	vq->used_pending++;
 }
