@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * vhost-blk: the structures every part of the driver shares, and the rules
+ * that protect them.
+ *
+ * The driver is one module in two layers.  The core implements the vhost
+ * uapi of <linux/vhost.h>: the memory table and the split rings
+ * (blk_vq.c), the worker thread and kick polling (blk_worker.c).  The
+ * virtio-blk device sits on top: the request path (blk_req.c), the block
+ * device and file backends (blk_bdev.c, blk_file.c), and the device's
+ * ioctls, misc device and module glue (blk.c).  Device code calls the core;
+ * the core calls the device only through vhost_blk_vq.handle_kick.
+ *
+ * Locking, once for the whole driver:
+ * - vhost_blk.mutex serialises the ioctls of one device and protects the
+ *   device-wide fields;
+ * - vhost_blk_vq.mutex protects one queue; the worker holds it while it
+ *   serves the queue, ioctls take it inside vhost_blk.mutex, and only a
+ *   holder of vhost_blk.mutex takes more than one queue mutex at a time
+ *   (vhost_blk_lock_vqs());
+ * - completions reach the worker through the lock-free vhost_blk_vq.done
+ *   list and vhost_blk.pending, from any context;
+ * - a backend is immutable once attached and outlives every request that
+ *   points to it: the device drains every queue before it drops one.
+ */
+#ifndef _VHOST_BLK_H
+#define _VHOST_BLK_H
+
+#undef pr_fmt
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/eventfd.h>
+#include <linux/fs.h>
+#include <linux/llist.h>
+#include <linux/mm.h>
+#include <linux/mutex.h>
+#include <linux/poll.h>
+#include <linux/uio.h>
+#include <linux/virtio_byteorder.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+#include <uapi/linux/vhost_blk.h>
+
+#include "blk_compat.h"
+
+/*
+ * Requests taken from one queue before the worker moves on to the next:
+ * a busy queue must not starve the others of the same device.
+ */
+#define VHOST_BLK_WEIGHT	256
+
+/*
+ * Memory regions in one table.  QEMU uses a handful; the limit bounds the
+ * allocation a VMM can make us do and the cost of a lookup.
+ */
+#define VHOST_BLK_MAX_MEM_REGIONS	64
+
+/*
+ * Entries of one indirect descriptor table.  Linux guests use at most
+ * seg_max + 2; the bound keeps a hostile table from making us walk 256K
+ * entries per request.
+ */
+#define VHOST_BLK_MAX_INDIRECT	1024
+
+/*
+ * Guest memory segments of one request after translation: a descriptor
+ * may map to several segments where it spans memory regions.
+ */
+#define VHOST_BLK_MAX_SEGS	2048
+
+/* Pages described inline in a request; larger requests allocate. */
+#define VHOST_BLK_INLINE_PAGES	8
+
+#define VHOST_BLK_SECTOR_SHIFT	9
+#define VHOST_BLK_SECTOR_SIZE	BIT(VHOST_BLK_SECTOR_SHIFT)
+
+/* Bits of vhost_blk.pending: a queue was kicked, or has completions. */
+#define VHOST_BLK_KICK_BIT(i)	(i)
+#define VHOST_BLK_DONE_BIT(i)	(VHOST_BLK_MAX_QUEUES + (i))
+
+struct vhost_blk_region {
+	u64 gpa;		/* first guest-physical address */
+	u64 last;		/* last guest-physical address */
+	u64 uaddr;		/* owner's address of @gpa */
+};
+
+/* An immutable memory table, sorted by guest-physical address. */
+struct vhost_blk_mem {
+	unsigned int nregions;
+	struct vhost_blk_region regions[];
+};
+
+/*
+ * What a request is served from.  Immutable once attached; queues hold a
+ * pointer only while the device holds the reference, and the device drains
+ * every queue before it drops the backend.
+ */
+struct vhost_blk_backend {
+	struct file *file;
+	struct block_device *bdev;	/* NULL for a regular file */
+	bool read_only;
+	bool can_nowait;		/* async kiocbs with IOCB_NOWAIT */
+};
+
+/* One segment of guest memory in the owner's address space. */
+struct vhost_blk_seg {
+	void __user *addr;
+	u32 len;
+};
+
+struct vhost_blk_vq;
+
+/*
+ * A request lives from the moment the worker takes its head from the avail
+ * ring until the worker puts it on the used ring.  In between it belongs to
+ * the backend (bio, kiocb or work item); the backend hands it back with
+ * vhost_blk_req_put(), from any context, and only the worker frees it.
+ */
+struct vhost_blk_req {
+	struct llist_node node;		/* on vq->done once completed */
+	struct vhost_blk_vq *vq;
+	struct vhost_blk_backend *be;
+	u16 head;
+	u32 type;
+	u8 status;
+	u8 __user *status_addr;
+	u64 sector;
+	u32 len;			/* data bytes */
+	unsigned int nr_pages;
+	struct page **pages;
+	struct bio_vec *bvec;
+	atomic_t ref;			/* backend operations, + 1 while building */
+	struct virtio_blk_discard_write_zeroes *segs;
+	unsigned int nr_segs;
+	struct kiocb iocb;
+	struct work_struct work;
+	struct page *inline_pages[VHOST_BLK_INLINE_PAGES];
+	struct bio_vec inline_bvec[VHOST_BLK_INLINE_PAGES];
+};
+
+struct vhost_blk_poll {
+	wait_queue_entry_t wait;
+	poll_table table;
+	wait_queue_head_t *wqh;
+	struct vhost_blk_vq *vq;
+};
+
+/*
+ * One virtqueue.  Everything below @mutex is protected by it, except where
+ * a field says otherwise.  The worker holds it while it serves the queue;
+ * ioctls take it (inside vhost_blk.mutex) to change the queue.
+ */
+struct vhost_blk_vq {
+	struct vhost_blk *blk;
+	unsigned int index;
+	/* The device's handler: the worker calls it for kicks and completions. */
+	void (*handle_kick)(struct vhost_blk_vq *vq);
+	struct mutex mutex;		/* see above */
+
+	/* Ring layout, as set by VHOST_SET_VRING_NUM/ADDR/BASE. */
+	unsigned int num;
+	struct vring_desc __user *desc;
+	struct vring_avail __user *avail;
+	struct vring_used __user *used;
+	u16 last_avail_idx;		/* next avail entry to serve */
+	u16 avail_idx;			/* last avail->idx read */
+	u16 last_used_idx;		/* next used entry to fill */
+	u16 signalled_used;		/* used index at the last signal */
+	bool signalled_used_valid;
+	bool initialized;		/* last_used_idx read from the ring */
+
+	u64 features;
+	struct vhost_blk_backend *be;	/* NULL: not serving */
+	struct vhost_blk_mem *mem;	/* the device's table */
+	char serial[VIRTIO_BLK_ID_BYTES];
+
+	struct file *kick;
+	struct vhost_blk_poll poll;
+	struct eventfd_ctx *call_ctx;
+	struct eventfd_ctx *error_ctx;
+
+	/*
+	 * stopped: VHOST_GET_VRING_BASE took the queue's state; broken: the
+	 * guest broke the ring.  Either keeps the worker from taking new
+	 * requests until VHOST_SET_VRING_KICK.  (A backend switch instead
+	 * clears @be for as long as it drains.)
+	 */
+	bool stopped;
+	bool broken;
+
+	unsigned int inflight;		/* requests taken, not yet used */
+	unsigned int used_pending;	/* used entries not yet published */
+	struct llist_head done;		/* lock-free: completed requests */
+
+	struct vhost_blk_seg *segs;	/* scratch for one chain */
+	unsigned int nr_segs;
+	unsigned int nr_readable;
+};
+
+/*
+ * The device: one per open file.  @mutex serialises the ioctls and
+ * protects the fields below it; it nests outside every vq->mutex, and
+ * only a holder of it takes more than one queue mutex at a time.
+ */
+struct vhost_blk {
+	struct mutex mutex;		/* see above */
+	struct mm_struct *mm;		/* the owner's, with a user reference */
+	struct task_struct *worker;
+	struct vhost_blk_backend *be;
+	struct vhost_blk_mem *mem;	/* also under every vq->mutex */
+	u64 features;
+
+	unsigned long pending;		/* atomic bitops: VHOST_BLK_*_BIT */
+	wait_queue_head_t drain_wq;	/* inflight of a queue dropped to 0 */
+	struct vhost_blk_vq vqs[VHOST_BLK_MAX_QUEUES];
+};
+
+static inline bool vhost_blk_has_feature(struct vhost_blk_vq *vq, unsigned int bit)
+{
+	return vq->features & BIT_ULL(bit);
+}
+
+static inline bool vhost_blk_is_le(struct vhost_blk_vq *vq)
+{
+	return vhost_blk_has_feature(vq, VIRTIO_F_VERSION_1) ||
+	       virtio_legacy_is_little_endian();
+}
+
+static inline u16 vhost_blk16_to_cpu(struct vhost_blk_vq *vq, __virtio16 val)
+{
+	return __virtio16_to_cpu(vhost_blk_is_le(vq), val);
+}
+
+static inline __virtio16 cpu_to_vhost_blk16(struct vhost_blk_vq *vq, u16 val)
+{
+	return __cpu_to_virtio16(vhost_blk_is_le(vq), val);
+}
+
+static inline u32 vhost_blk32_to_cpu(struct vhost_blk_vq *vq, __virtio32 val)
+{
+	return __virtio32_to_cpu(vhost_blk_is_le(vq), val);
+}
+
+static inline __virtio32 cpu_to_vhost_blk32(struct vhost_blk_vq *vq, u32 val)
+{
+	return __cpu_to_virtio32(vhost_blk_is_le(vq), val);
+}
+
+static inline u64 vhost_blk64_to_cpu(struct vhost_blk_vq *vq, __virtio64 val)
+{
+	return __virtio64_to_cpu(vhost_blk_is_le(vq), val);
+}
+
+/*
+ * The guest (or the VMM) broke the ring: say so on the queue's error
+ * eventfd once, and serve the queue no more until it is set up again.
+ * Rate-limited debug only: a guest must not be able to flood the log.
+ */
+#define vq_err(vq, fmt, ...) do {					\
+		struct vhost_blk_vq *__vq = (vq);			\
+									\
+		pr_debug_ratelimited("vq %u: " fmt, __vq->index,	\
+				     ##__VA_ARGS__);			\
+		vhost_blk_vq_break(__vq);				\
+	} while (0)
+
+/* blk_vq.c: guest memory, rings, and the vring ioctls. */
+void vhost_blk_vq_break(struct vhost_blk_vq *vq);
+bool vhost_blk_vq_running(struct vhost_blk_vq *vq);
+int vhost_blk_seg_copy(const struct vhost_blk_seg *segs, unsigned int nr,
+		       u64 skip, void *buf, u32 len, bool to_guest);
+int vhost_blk_vq_init_access(struct vhost_blk_vq *vq);
+void vhost_blk_disable_notify(struct vhost_blk_vq *vq);
+bool vhost_blk_enable_notify(struct vhost_blk_vq *vq);
+int vhost_blk_next_head(struct vhost_blk_vq *vq);
+int vhost_blk_parse_chain(struct vhost_blk_vq *vq, u16 head);
+void vhost_blk_add_used(struct vhost_blk_vq *vq, u16 head, u32 len);
+void vhost_blk_flush_used(struct vhost_blk_vq *vq);
+void vhost_blk_lock_vqs(struct vhost_blk *blk);
+void vhost_blk_unlock_vqs(struct vhost_blk *blk);
+void vhost_blk_vq_drain(struct vhost_blk_vq *vq);
+long vhost_blk_set_mem_table(struct vhost_blk *blk,
+			     struct vhost_memory __user *argp);
+long vhost_blk_vring_ioctl(struct vhost_blk *blk, unsigned int ioctl,
+			   void __user *argp);
+void vhost_blk_vq_init(struct vhost_blk_vq *vq);
+void vhost_blk_vq_cleanup(struct vhost_blk_vq *vq);
+
+/* blk_worker.c: the worker thread and kick polling. */
+void vhost_blk_wake(struct vhost_blk *blk, unsigned int bit);
+void vhost_blk_poll_start(struct vhost_blk_vq *vq);
+void vhost_blk_poll_stop(struct vhost_blk_vq *vq);
+long vhost_blk_set_owner(struct vhost_blk *blk);
+void vhost_blk_worker_stop(struct vhost_blk *blk);
+
+/* blk_req.c: the request path. */
+extern struct workqueue_struct *vhost_blk_wq;
+void vhost_blk_handle_vq(struct vhost_blk_vq *vq);
+void vhost_blk_req_put(struct vhost_blk_req *req);
+void vhost_blk_punt(struct vhost_blk_req *req);
+u8 vhost_blk_errno_status(int err);
+
+/* blk_bdev.c: block device backend. */
+void vhost_blk_bdev_rw(struct vhost_blk_req *req);
+void vhost_blk_bdev_flush(struct vhost_blk_req *req);
+int vhost_blk_bdev_discard(struct vhost_blk_req *req);
+
+/* blk_file.c: regular file backend. */
+void vhost_blk_file_rw(struct vhost_blk_req *req);
+int vhost_blk_file_aio(struct vhost_blk_req *req, bool nowait);
+int vhost_blk_file_sync_rw(struct vhost_blk_req *req);
+int vhost_blk_file_discard(struct vhost_blk_req *req);
+
+#endif /* _VHOST_BLK_H */

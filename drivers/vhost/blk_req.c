@@ -1,0 +1,474 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vhost-blk device: the request path.
+ *
+ * Owns a request's life, from the head the worker takes off the avail ring
+ * to the status byte and used entry it writes back: parsing the virtio-blk
+ * header, checking it against the backend, pinning the guest's pages,
+ * handing the request to a backend (blk_bdev.c, blk_file.c) or to the
+ * workqueue, and completing it.  It uses the core (blk_vq.c,
+ * blk_worker.c) for the rings.
+ */
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "blk.h"
+
+/*
+ * Workqueue for requests that may block: buffered file I/O, fsync,
+ * fallocate, and discard or write-zeroes of a block device.
+ */
+struct workqueue_struct *vhost_blk_wq;
+
+/**
+ * vhost_blk_req_put() - drop a reference to a request
+ * @req: the request
+ *
+ * The last reference hands the finished request back to the worker.
+ *
+ * Once the request is on vq->done the worker may complete it, the queue
+ * drain, and the device be torn down before we wake the worker: the RCU
+ * read section keeps the device alive until then (vhost_blk_worker_stop()
+ * waits for it with synchronize_rcu()).
+ *
+ * Context: any.
+ */
+void vhost_blk_req_put(struct vhost_blk_req *req)
+{
+	struct vhost_blk_vq *vq = req->vq;
+
+	if (!atomic_dec_and_test(&req->ref))
+		return;
+	rcu_read_lock();
+	if (llist_add(&req->node, &vq->done))
+		vhost_blk_wake(vq->blk, VHOST_BLK_DONE_BIT(vq->index));
+	rcu_read_unlock();
+}
+
+static void vhost_blk_req_free(struct vhost_blk_req *req)
+{
+	if (req->pages != req->inline_pages)
+		kvfree(req->pages);
+	if (req->bvec != req->inline_bvec)
+		kvfree(req->bvec);
+	kfree(req->segs);
+	kfree(req);
+}
+
+static void vhost_blk_req_unpin(struct vhost_blk_req *req)
+{
+	if (req->nr_pages)
+		unpin_user_pages_dirty_lock(req->pages, req->nr_pages,
+					    req->type == VIRTIO_BLK_T_IN);
+	req->nr_pages = 0;
+}
+
+/*
+ * Pin the guest pages of the byte range [@skip, @skip + req->len) of
+ * vq->segs[@first..@last) and describe them in req->bvec.
+ */
+static int vhost_blk_req_pin(struct vhost_blk_req *req, unsigned int first,
+			     unsigned int last, u64 skip)
+{
+	struct vhost_blk_vq *vq = req->vq;
+	unsigned int gup_flags = req->type == VIRTIO_BLK_T_IN ? FOLL_WRITE : 0;
+	unsigned int i, n, total = 0;
+	u32 left = req->len;
+
+	/* Count first, so that one allocation covers the request. */
+	for (i = first, n = skip; i < last && left; i++) {
+		unsigned long addr = (unsigned long)vq->segs[i].addr + n;
+		u32 len;
+
+		if (n >= vq->segs[i].len) {
+			n -= vq->segs[i].len;
+			continue;
+		}
+		len = min_t(u32, left, vq->segs[i].len - n);
+		total += DIV_ROUND_UP(offset_in_page(addr) + len, PAGE_SIZE);
+		left -= len;
+		n = 0;
+	}
+	if (total > VHOST_BLK_INLINE_PAGES) {
+		req->pages = kvmalloc_array(total, sizeof(*req->pages),
+					    GFP_KERNEL_ACCOUNT);
+		req->bvec = kvmalloc_array(total, sizeof(*req->bvec),
+					   GFP_KERNEL_ACCOUNT);
+		if (!req->pages || !req->bvec)
+			return -ENOMEM;
+	}
+
+	left = req->len;
+	for (i = first, n = skip; i < last && left; i++) {
+		unsigned long addr = (unsigned long)vq->segs[i].addr + n;
+		unsigned int off = offset_in_page(addr);
+		unsigned int np, p;
+		u32 len;
+		int got;
+
+		if (n >= vq->segs[i].len) {
+			n -= vq->segs[i].len;
+			continue;
+		}
+		len = min_t(u32, left, vq->segs[i].len - n);
+		n = 0;
+		np = DIV_ROUND_UP(off + len, PAGE_SIZE);
+		got = pin_user_pages_fast(addr & PAGE_MASK, np, gup_flags,
+					  req->pages + req->nr_pages);
+		if (got > 0)
+			req->nr_pages += got;
+		if (got != np)
+			return got < 0 ? got : -EFAULT;
+		for (p = 0; p < np; p++) {
+			struct bio_vec *bv = &req->bvec[req->nr_pages - np + p];
+			u32 bl = min_t(u32, len, PAGE_SIZE - off);
+
+			bv->bv_page = req->pages[req->nr_pages - np + p];
+			bv->bv_offset = off;
+			bv->bv_len = bl;
+			len -= bl;
+			left -= bl;
+			off = 0;
+		}
+	}
+	return 0;
+}
+
+/**
+ * vhost_blk_errno_status() - the virtio-blk status for an errno
+ * @err: 0 or a negative errno from the backend
+ *
+ * Return: VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP for -EOPNOTSUPP, or
+ * VIRTIO_BLK_S_IOERR.
+ */
+u8 vhost_blk_errno_status(int err)
+{
+	if (!err)
+		return VIRTIO_BLK_S_OK;
+	return err == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
+}
+
+/* Work item: a request that may block, in process context. */
+static void vhost_blk_work(struct work_struct *work)
+{
+	struct vhost_blk_req *req = container_of(work, struct vhost_blk_req,
+						 work);
+	int ret;
+
+	switch (req->type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT:
+		/*
+		 * Direct I/O that would have blocked the worker: block here
+		 * only as long as submitting it takes (an extent to
+		 * allocate), and let it complete asynchronously.
+		 */
+		if (req->be->file->f_flags & O_DIRECT) {
+			vhost_blk_file_aio(req, false);
+			vhost_blk_req_put(req);
+			return;
+		}
+		ret = vhost_blk_file_sync_rw(req);
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		ret = vfs_fsync(req->be->file, 0);
+		break;
+	default:
+		if (req->be->bdev)
+			ret = vhost_blk_bdev_discard(req);
+		else
+			ret = vhost_blk_file_discard(req);
+		break;
+	}
+	req->status = vhost_blk_errno_status(ret);
+	vhost_blk_req_put(req);
+}
+
+/**
+ * vhost_blk_punt() - serve a request from the workqueue
+ * @req: a request that may block: buffered file I/O, fsync, fallocate, a
+ *	block device's discard or write-zeroes, or direct I/O that would
+ *	have blocked the worker
+ *
+ * Context: the worker.
+ */
+void vhost_blk_punt(struct vhost_blk_req *req)
+{
+	atomic_inc(&req->ref);
+	INIT_WORK(&req->work, vhost_blk_work);
+	queue_work(vhost_blk_wq, &req->work);
+}
+
+/* Request dispatch --------------------------------------------------------- */
+
+/*
+ * A block device can be made read-only (BLKROSET) after it was attached:
+ * ask it for every request that would change it.
+ */
+static bool vhost_blk_read_only(struct vhost_blk_backend *be)
+{
+	return be->read_only || (be->bdev && bdev_read_only(be->bdev));
+}
+
+static sector_t vhost_blk_capacity(struct vhost_blk_backend *be)
+{
+	if (be->bdev)
+		return bdev_nr_sectors(be->bdev);
+	return i_size_read(file_inode(be->file)) >> VHOST_BLK_SECTOR_SHIFT;
+}
+
+static bool vhost_blk_range_ok(struct vhost_blk_backend *be, u64 sector,
+			       u64 nr_sectors)
+{
+	u64 cap = vhost_blk_capacity(be);
+
+	return sector <= cap && nr_sectors <= cap - sector;
+}
+
+/* Read and check the segments of a discard or write-zeroes request. */
+static u8 vhost_blk_req_get_segs(struct vhost_blk_req *req, u64 payload)
+{
+	struct vhost_blk_vq *vq = req->vq;
+	unsigned int i;
+
+	if (!payload || payload % sizeof(*req->segs) ||
+	    payload > VHOST_BLK_MAX_DISCARD_SEG * sizeof(*req->segs))
+		return VIRTIO_BLK_S_IOERR;
+	req->nr_segs = payload / sizeof(*req->segs);
+	req->segs = kmalloc_array(req->nr_segs, sizeof(*req->segs),
+				  GFP_KERNEL_ACCOUNT);
+	if (!req->segs ||
+	    vhost_blk_seg_copy(vq->segs, vq->nr_readable,
+			       sizeof(struct virtio_blk_outhdr), req->segs,
+			       payload, false))
+		return VIRTIO_BLK_S_IOERR;
+	for (i = 0; i < req->nr_segs; i++) {
+		u32 flags = le32_to_cpu(req->segs[i].flags);
+
+		if (req->type == VIRTIO_BLK_T_DISCARD ? flags :
+		    flags & ~VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
+			return VIRTIO_BLK_S_UNSUPP;
+		if (!vhost_blk_range_ok(req->be,
+					le64_to_cpu(req->segs[i].sector),
+					le32_to_cpu(req->segs[i].num_sectors)))
+			return VIRTIO_BLK_S_IOERR;
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+static u8 vhost_blk_req_rw(struct vhost_blk_req *req, u64 rlen, u64 wlen)
+{
+	struct vhost_blk_vq *vq = req->vq;
+	u64 len;
+	int ret;
+
+	if (req->type == VIRTIO_BLK_T_IN)
+		len = wlen - 1;
+	else
+		len = rlen - sizeof(struct virtio_blk_outhdr);
+	if (len % VHOST_BLK_SECTOR_SIZE || len > VHOST_BLK_MAX_REQUEST_BYTES ||
+	    !vhost_blk_range_ok(req->be, req->sector,
+				len >> VHOST_BLK_SECTOR_SHIFT))
+		return VIRTIO_BLK_S_IOERR;
+	req->len = len;
+	if (req->type == VIRTIO_BLK_T_IN)
+		ret = vhost_blk_req_pin(req, vq->nr_readable, vq->nr_segs, 0);
+	else
+		ret = vhost_blk_req_pin(req, 0, vq->nr_readable,
+					sizeof(struct virtio_blk_outhdr));
+	return ret ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+}
+
+/*
+ * Serve the request whose chain is in vq->segs: check it, then either
+ * complete it at once (errors, GET_ID) or hand it to the backend.
+ */
+static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
+{
+	struct vhost_blk_seg *st = &vq->segs[vq->nr_segs - 1];
+	struct virtio_blk_outhdr hdr;
+	struct vhost_blk_req *req;
+	u64 rlen = 0, wlen = 0;
+	u32 used_len = 1;
+	unsigned int i;
+	u8 status;
+
+	for (i = 0; i < vq->nr_segs; i++) {
+		if (i < vq->nr_readable)
+			rlen += vq->segs[i].len;
+		else
+			wlen += vq->segs[i].len;
+	}
+
+	req = kzalloc(sizeof(*req), GFP_KERNEL_ACCOUNT);
+	if (!req) {
+		status = VIRTIO_BLK_S_IOERR;
+		goto complete;
+	}
+	req->vq = vq;
+	req->be = vq->be;
+	req->head = head;
+	/* The status byte is the last writable byte; wlen is not 0. */
+	req->status_addr = (u8 __user *)st->addr + st->len - 1;
+	req->pages = req->inline_pages;
+	req->bvec = req->inline_bvec;
+	atomic_set(&req->ref, 1);
+
+	if (rlen < sizeof(hdr) ||
+	    vhost_blk_seg_copy(vq->segs, vq->nr_readable, 0, &hdr,
+			       sizeof(hdr), false)) {
+		status = VIRTIO_BLK_S_IOERR;
+		goto complete;
+	}
+	req->type = vhost_blk32_to_cpu(vq, hdr.type);
+	req->sector = vhost_blk64_to_cpu(vq, hdr.sector);
+
+	switch (req->type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT:
+		if (req->type == VIRTIO_BLK_T_OUT &&
+		    vhost_blk_read_only(req->be)) {
+			status = VIRTIO_BLK_S_IOERR;
+			break;
+		}
+		status = vhost_blk_req_rw(req, rlen, wlen);
+		/* Nothing to move: an empty bio is not for the block layer. */
+		if (status != VIRTIO_BLK_S_OK || !req->len)
+			break;
+		WRITE_ONCE(vq->inflight, vq->inflight + 1);
+		if (req->be->bdev)
+			vhost_blk_bdev_rw(req);
+		else
+			vhost_blk_file_rw(req);
+		goto submitted;
+	case VIRTIO_BLK_T_FLUSH:
+		status = VIRTIO_BLK_S_OK;
+		if (vhost_blk_read_only(req->be))
+			break;
+		WRITE_ONCE(vq->inflight, vq->inflight + 1);
+		if (req->be->bdev)
+			vhost_blk_bdev_flush(req);
+		else
+			vhost_blk_punt(req);
+		goto submitted;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		if (vhost_blk_read_only(req->be)) {
+			status = VIRTIO_BLK_S_IOERR;
+			break;
+		}
+		status = vhost_blk_req_get_segs(req, rlen - sizeof(hdr));
+		if (status != VIRTIO_BLK_S_OK)
+			break;
+		if (req->type == VIRTIO_BLK_T_DISCARD && req->be->bdev &&
+		    !bdev_max_discard_sectors(req->be->bdev)) {
+			status = VIRTIO_BLK_S_UNSUPP;
+			break;
+		}
+		WRITE_ONCE(vq->inflight, vq->inflight + 1);
+		vhost_blk_punt(req);
+		goto submitted;
+	case VIRTIO_BLK_T_GET_ID:
+		i = min_t(u64, wlen - 1, VIRTIO_BLK_ID_BYTES);
+		status = VIRTIO_BLK_S_OK;
+		if (vhost_blk_seg_copy(vq->segs + vq->nr_readable,
+				       vq->nr_segs - vq->nr_readable, 0,
+				       vq->serial, i, true))
+			status = VIRTIO_BLK_S_IOERR;
+		else
+			used_len += i;
+		break;
+	default:
+		status = VIRTIO_BLK_S_UNSUPP;
+		break;
+	}
+
+complete:
+	if (req)
+		vhost_blk_req_unpin(req);
+	if (put_user(status, (u8 __user *)st->addr + st->len - 1))
+		vq_err(vq, "cannot write status\n");
+	vhost_blk_add_used(vq, head, status == VIRTIO_BLK_S_OK ? used_len : 1);
+	if (req)
+		vhost_blk_req_free(req);
+	return;
+
+submitted:
+	/* Drop the building reference: the request may complete now. */
+	vhost_blk_req_put(req);
+}
+
+/* Put the completed requests of @vq on its used ring. */
+static void vhost_blk_complete(struct vhost_blk_vq *vq)
+{
+	struct llist_node *list = llist_reverse_order(llist_del_all(&vq->done));
+	struct vhost_blk_req *req, *tmp;
+
+	lockdep_assert_held(&vq->mutex);
+	llist_for_each_entry_safe(req, tmp, list, node) {
+		u8 status = READ_ONCE(req->status);
+		u32 len = 1;
+
+		vhost_blk_req_unpin(req);
+		if (put_user(status, req->status_addr))
+			vq_err(vq, "cannot write status\n");
+		if (status == VIRTIO_BLK_S_OK && req->type == VIRTIO_BLK_T_IN)
+			len += req->len;
+		vhost_blk_add_used(vq, req->head, len);
+		vhost_blk_req_free(req);
+		WRITE_ONCE(vq->inflight, vq->inflight - 1);
+	}
+}
+
+/**
+ * vhost_blk_handle_vq() - serve a queue: the device's handle_kick
+ * @vq: the queue
+ *
+ * Publishes what completed, then takes new requests while the queue runs,
+ * the ring has some, and fewer than @vq->num are in flight.
+ *
+ * Context: the worker.
+ */
+void vhost_blk_handle_vq(struct vhost_blk_vq *vq)
+{
+	struct blk_plug plug;
+	int count = 0;
+	int head;
+
+	mutex_lock(&vq->mutex);
+	vhost_blk_complete(vq);
+	if (!vhost_blk_vq_running(vq))
+		goto out;
+	if (!vq->initialized && vhost_blk_vq_init_access(vq))
+		goto out;
+
+	vhost_blk_disable_notify(vq);
+	blk_start_plug(&plug);
+	while (vq->inflight < vq->num && !vq->broken) {
+		head = vhost_blk_next_head(vq);
+		if (head == -EAGAIN) {
+			if (unlikely(vhost_blk_enable_notify(vq))) {
+				vhost_blk_disable_notify(vq);
+				continue;
+			}
+			break;
+		}
+		if (head < 0 || vhost_blk_parse_chain(vq, head))
+			break;
+		vq->last_avail_idx++;
+		vhost_blk_handle_req(vq, head);
+		if (++count >= VHOST_BLK_WEIGHT) {
+			/* Let the other queues in; come back to this one. */
+			set_bit(VHOST_BLK_KICK_BIT(vq->index),
+				&vq->blk->pending);
+			break;
+		}
+	}
+	blk_finish_plug(&plug);
+out:
+	vhost_blk_flush_used(vq);
+	/* wq_has_sleeper() orders the inflight update before the check. */
+	if (!vq->inflight && wq_has_sleeper(&vq->blk->drain_wq))
+		wake_up_all(&vq->blk->drain_wq);
+	mutex_unlock(&vq->mutex);
+}
