@@ -63,7 +63,8 @@ selftests:
 	@ksrc=$$($(TOOLS)/kernel-source) && \
 	mkdir -p $(KSFT)/vhost_blk && \
 	cp -a $$ksrc/tools/testing/selftests/. $(KSFT)/ && \
-	cp -a $(SELFTESTS)/. $(KSFT)/vhost_blk/
+	cp -a $(SELFTESTS)/. $(KSFT)/vhost_blk/ && \
+	cp -a $(CURDIR)/contrib/bpftrace/*.bt $(KSFT)/vhost_blk/
 	$(MAKE) -C $(KSFT)/vhost_blk OUTPUT=$(KSFT)/vhost_blk USERCFLAGS=-Werror \
 		KHDR_INCLUDES="-isystem $(CURDIR)/include/uapi"
 

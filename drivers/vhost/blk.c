@@ -21,9 +21,11 @@
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/sched/mm.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 
 #include "blk.h"
+#include "blk_trace.h"
 
 #define VHOST_BLK_VERSION	"0.1.0"
 
@@ -45,6 +47,9 @@
 	 BIT_ULL(VIRTIO_BLK_F_DISCARD) |			\
 	 BIT_ULL(VIRTIO_BLK_F_WRITE_ZEROES))
 
+/* Names devices in fdinfo and the trace. */
+static atomic_t vhost_blk_ids = ATOMIC_INIT(0);
+
 static void vhost_blk_backend_put(struct vhost_blk_backend *be)
 {
 	if (!be)
@@ -64,6 +69,8 @@ static void vhost_blk_switch_backend(struct vhost_blk *blk,
 	int i;
 
 	lockdep_assert_held(&blk->mutex);
+	if (old)
+		trace_vhost_blk_backend(blk, old, false);
 	vhost_blk_lock_vqs(blk);
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
 		blk->vqs[i].be = NULL;
@@ -77,6 +84,8 @@ static void vhost_blk_switch_backend(struct vhost_blk *blk,
 	vhost_blk_unlock_vqs(blk);
 	blk->be = be;
 	vhost_blk_backend_put(old);
+	if (be)
+		trace_vhost_blk_backend(blk, be, true);
 	if (be && blk->worker)
 		for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
 			vhost_blk_wake(blk, VHOST_BLK_KICK_BIT(i));
@@ -265,6 +274,7 @@ static int vhost_blk_open(struct inode *inode, struct file *f)
 	blk = kvzalloc(sizeof(*blk), GFP_KERNEL_ACCOUNT);
 	if (!blk)
 		return -ENOMEM;
+	blk->id = atomic_inc_return(&vhost_blk_ids);
 	mutex_init(&blk->mutex);
 	init_waitqueue_head(&blk->drain_wq);
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
@@ -295,10 +305,119 @@ static int vhost_blk_release(struct inode *inode, struct file *f)
 	return 0;
 }
 
+static const char * const vhost_blk_stat_names[VHOST_BLK_STAT_TYPES] = {
+	[VHOST_BLK_STAT_IN]		= "in",
+	[VHOST_BLK_STAT_OUT]		= "out",
+	[VHOST_BLK_STAT_FLUSH]		= "flush",
+	[VHOST_BLK_STAT_GET_ID]		= "get_id",
+	[VHOST_BLK_STAT_DISCARD]	= "discard",
+	[VHOST_BLK_STAT_WRITE_ZEROES]	= "write_zeroes",
+	[VHOST_BLK_STAT_OTHER]		= "other",
+};
+
+/* The device-wide part of fdinfo. */
+static void vhost_blk_show_device(struct seq_file *m, struct vhost_blk *blk)
+{
+	struct vhost_blk_backend *be = blk->be;
+
+	lockdep_assert_held(&blk->mutex);
+	seq_printf(m, "owner_pid:\t%d\n", blk->mm ? blk->owner_tgid : 0);
+	seq_printf(m, "worker_pid:\t%d\n",
+		   blk->worker ? task_pid_nr(blk->worker) : 0);
+	seq_printf(m, "features:\t%#llx\n", blk->features);
+	seq_printf(m, "mem_regions:\t%u\n", blk->mem ? blk->mem->nregions : 0);
+	if (!be) {
+		seq_puts(m, "backend:\tnone\n");
+		return;
+	}
+	seq_puts(m, "backend:\t");
+	seq_file_path(m, be->file, "\n");
+	seq_putc(m, '\n');
+	seq_printf(m, "backend_type:\t%s\n", be->bdev ? "bdev" : "file");
+	seq_printf(m, "read_only:\t%d\n",
+		   be->read_only || (be->bdev && bdev_read_only(be->bdev)));
+}
+
+/*
+ * The per-queue part: read without any lock, so that it shows what a
+ * queue holds even while an ioctl waits for it to drain.
+ */
+static void vhost_blk_show_vq(struct seq_file *m, struct vhost_blk_vq *vq)
+{
+	struct vhost_blk_vq_stats *st = &vq->stats;
+	char reason[VHOST_BLK_REASON_LEN];
+	const char *state;
+	unsigned int i;
+
+	if (READ_ONCE(vq->broken))
+		state = "broken";
+	else if (READ_ONCE(vq->stopped))
+		state = "stopped";
+	else if (READ_ONCE(vq->be) && READ_ONCE(vq->kick) &&
+		 READ_ONCE(vq->desc) && READ_ONCE(vq->mem))
+		state = "running";
+	else
+		state = "setup";
+	seq_printf(m, "vq%u.state:\t%s\n", vq->index, state);
+	if (state[0] == 'b') {
+		memcpy(reason, vq->broken_reason, sizeof(reason));
+		reason[sizeof(reason) - 1] = '\0';
+		seq_printf(m, "vq%u.broken_reason:\t%s\n", vq->index, reason);
+	}
+	seq_printf(m, "vq%u.size:\t%u\n", vq->index, READ_ONCE(vq->num));
+	seq_printf(m, "vq%u.last_avail_idx:\t%u\n", vq->index,
+		   READ_ONCE(vq->last_avail_idx));
+	seq_printf(m, "vq%u.last_used_idx:\t%u\n", vq->index,
+		   READ_ONCE(vq->last_used_idx));
+	seq_printf(m, "vq%u.inflight:\t%u\n", vq->index,
+		   READ_ONCE(vq->inflight));
+	for (i = 0; i < VHOST_BLK_STAT_TYPES; i++)
+		seq_printf(m, "vq%u.reqs_%s:\t%llu\n", vq->index,
+			   vhost_blk_stat_names[i], READ_ONCE(st->reqs[i]));
+	for (i = 0; i < VHOST_BLK_STAT_TYPES; i++)
+		seq_printf(m, "vq%u.bytes_%s:\t%llu\n", vq->index,
+			   vhost_blk_stat_names[i], READ_ONCE(st->bytes[i]));
+	seq_printf(m, "vq%u.ioerr:\t%llu\n", vq->index, READ_ONCE(st->ioerr));
+	seq_printf(m, "vq%u.unsupp:\t%llu\n", vq->index,
+		   READ_ONCE(st->unsupp));
+	seq_printf(m, "vq%u.kicks:\t%lld\n", vq->index,
+		   (long long)atomic64_read(&st->kicks));
+	seq_printf(m, "vq%u.signals:\t%llu\n", vq->index,
+		   READ_ONCE(st->signals));
+	seq_printf(m, "vq%u.punted:\t%llu\n", vq->index,
+		   READ_ONCE(st->punted));
+}
+
+/*
+ * /proc/<pid>/fdinfo/<fd>: one "key:\tvalue" per line, documented in
+ * Documentation/virt/vhost-blk.rst.  Queues never set up are left out.
+ */
+static void vhost_blk_show_fdinfo(struct seq_file *m, struct file *f)
+{
+	struct vhost_blk *blk = f->private_data;
+	int i;
+
+	seq_printf(m, "vhost_blk_id:\t%u\n", blk->id);
+	/* An ioctl may hold the mutex for as long as a drain takes. */
+	if (mutex_trylock(&blk->mutex)) {
+		vhost_blk_show_device(m, blk);
+		mutex_unlock(&blk->mutex);
+	} else {
+		seq_puts(m, "busy:\t1\n");
+	}
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+		struct vhost_blk_vq *vq = &blk->vqs[i];
+
+		if (READ_ONCE(vq->num) || READ_ONCE(vq->kick))
+			vhost_blk_show_vq(m, vq);
+	}
+}
+
 static const struct file_operations vhost_blk_fops = {
 	.owner		= THIS_MODULE,
 	.open		= vhost_blk_open,
 	.release	= vhost_blk_release,
+	.show_fdinfo	= vhost_blk_show_fdinfo,
 	.unlocked_ioctl	= vhost_blk_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 	.llseek		= noop_llseek,

@@ -75,6 +75,9 @@
 /* Pages described inline in a request; larger requests allocate. */
 #define VHOST_BLK_INLINE_PAGES	8
 
+/* Room for why a queue broke, as fdinfo and the trace show it. */
+#define VHOST_BLK_REASON_LEN	64
+
 #define VHOST_BLK_SECTOR_SHIFT	9
 #define VHOST_BLK_SECTOR_SIZE	BIT(VHOST_BLK_SECTOR_SHIFT)
 
@@ -128,6 +131,8 @@ struct vhost_blk_req {
 	u32 type;
 	u8 status;
 	u8 __user *status_addr;
+	u64 bytes;			/* what the guest asked for, for stats */
+	u64 start_ns;			/* 0 unless vhost_blk_req_done is on */
 	u64 sector;
 	u32 len;			/* data bytes */
 	unsigned int nr_pages;
@@ -147,6 +152,34 @@ struct vhost_blk_poll {
 	poll_table table;
 	wait_queue_head_t *wqh;
 	struct vhost_blk_vq *vq;
+};
+
+/* Request types the statistics tell apart; the last is "any other". */
+enum {
+	VHOST_BLK_STAT_IN,
+	VHOST_BLK_STAT_OUT,
+	VHOST_BLK_STAT_FLUSH,
+	VHOST_BLK_STAT_GET_ID,
+	VHOST_BLK_STAT_DISCARD,
+	VHOST_BLK_STAT_WRITE_ZEROES,
+	VHOST_BLK_STAT_OTHER,
+	VHOST_BLK_STAT_TYPES
+};
+
+/*
+ * What a queue served, for fdinfo.  The worker updates the counters under
+ * vq->mutex with WRITE_ONCE(), so the data path pays no atomic operation;
+ * fdinfo reads them without the lock: each value is exact, the set is not
+ * one snapshot.  @kicks is counted by the kick wake-up, in any context.
+ */
+struct vhost_blk_vq_stats {
+	u64 reqs[VHOST_BLK_STAT_TYPES];	/* completed, by type */
+	u64 bytes[VHOST_BLK_STAT_TYPES];	/* of those that succeeded */
+	u64 ioerr;			/* completed with VIRTIO_BLK_S_IOERR */
+	u64 unsupp;			/* completed with VIRTIO_BLK_S_UNSUPP */
+	u64 signals;			/* call eventfd signalled */
+	u64 punted;			/* handed to the workqueue */
+	atomic64_t kicks;		/* kick eventfd wake-ups */
 };
 
 /*
@@ -191,6 +224,7 @@ struct vhost_blk_vq {
 	 */
 	bool stopped;
 	bool broken;
+	char broken_reason[VHOST_BLK_REASON_LEN];
 
 	unsigned int inflight;		/* requests taken, not yet used */
 	unsigned int used_pending;	/* used entries not yet published */
@@ -199,6 +233,8 @@ struct vhost_blk_vq {
 	struct vhost_blk_seg *segs;	/* scratch for one chain */
 	unsigned int nr_segs;
 	unsigned int nr_readable;
+
+	struct vhost_blk_vq_stats stats;
 };
 
 /*
@@ -207,8 +243,10 @@ struct vhost_blk_vq {
  * only a holder of it takes more than one queue mutex at a time.
  */
 struct vhost_blk {
+	unsigned int id;		/* for fdinfo and the trace; immutable */
 	struct mutex mutex;		/* see above */
 	struct mm_struct *mm;		/* the owner's, with a user reference */
+	pid_t owner_tgid;		/* the owner's, for fdinfo */
 	struct task_struct *worker;
 	struct vhost_blk_backend *be;
 	struct vhost_blk_mem *mem;	/* also under every vq->mutex */
@@ -255,21 +293,18 @@ static inline u64 vhost_blk64_to_cpu(struct vhost_blk_vq *vq, __virtio64 val)
 	return __virtio64_to_cpu(vhost_blk_is_le(vq), val);
 }
 
-/*
- * The guest (or the VMM) broke the ring: say so on the queue's error
- * eventfd once, and serve the queue no more until it is set up again.
- * Rate-limited debug only: a guest must not be able to flood the log.
- */
-#define vq_err(vq, fmt, ...) do {					\
-		struct vhost_blk_vq *__vq = (vq);			\
-									\
-		pr_debug_ratelimited("vq %u: " fmt, __vq->index,	\
-				     ##__VA_ARGS__);			\
-		vhost_blk_vq_break(__vq);				\
-	} while (0)
+/* The guest (or the VMM) broke the ring: see vhost_blk_vq_err(). */
+#define vq_err(vq, fmt, ...) vhost_blk_vq_err(vq, fmt, ##__VA_ARGS__)
+
+/* Count one more of a statistic; the caller holds vq->mutex. */
+static inline void vhost_blk_stat_add(u64 *stat, u64 n)
+{
+	WRITE_ONCE(*stat, *stat + n);
+}
 
 /* blk_vq.c: guest memory, rings, and the vring ioctls. */
-void vhost_blk_vq_break(struct vhost_blk_vq *vq);
+__printf(2, 3) void vhost_blk_vq_err(struct vhost_blk_vq *vq,
+				     const char *fmt, ...);
 bool vhost_blk_vq_running(struct vhost_blk_vq *vq);
 int vhost_blk_seg_copy(const struct vhost_blk_seg *segs, unsigned int nr,
 		       u64 skip, void *buf, u32 len, bool to_guest);

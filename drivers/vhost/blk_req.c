@@ -13,6 +13,10 @@
 #include <linux/uaccess.h>
 
 #include "blk.h"
+#include "blk_trace.h"
+
+/* The type of a request whose header could not be read. */
+#define VHOST_BLK_T_NONE	U32_MAX
 
 /*
  * Workqueue for requests that may block: buffered file I/O, fsync,
@@ -194,6 +198,7 @@ static void vhost_blk_work(struct work_struct *work)
  */
 void vhost_blk_punt(struct vhost_blk_req *req)
 {
+	vhost_blk_stat_add(&req->vq->stats.punted, 1);
 	atomic_inc(&req->ref);
 	INIT_WORK(&req->work, vhost_blk_work);
 	queue_work(vhost_blk_wq, &req->work);
@@ -234,6 +239,7 @@ static u8 vhost_blk_req_get_segs(struct vhost_blk_req *req, u64 payload)
 	if (!payload || payload % sizeof(*req->segs) ||
 	    payload > VHOST_BLK_MAX_DISCARD_SEG * sizeof(*req->segs))
 		return VIRTIO_BLK_S_IOERR;
+	req->bytes = 0;
 	req->nr_segs = payload / sizeof(*req->segs);
 	req->segs = kmalloc_array(req->nr_segs, sizeof(*req->segs),
 				  GFP_KERNEL_ACCOUNT);
@@ -252,6 +258,8 @@ static u8 vhost_blk_req_get_segs(struct vhost_blk_req *req, u64 payload)
 					le64_to_cpu(req->segs[i].sector),
 					le32_to_cpu(req->segs[i].num_sectors)))
 			return VIRTIO_BLK_S_IOERR;
+		req->bytes += (u64)le32_to_cpu(req->segs[i].num_sectors) <<
+			      VHOST_BLK_SECTOR_SHIFT;
 	}
 	return VIRTIO_BLK_S_OK;
 }
@@ -277,6 +285,47 @@ static u8 vhost_blk_req_rw(struct vhost_blk_req *req, u64 rlen, u64 wlen)
 		ret = vhost_blk_req_pin(req, 0, vq->nr_readable,
 					sizeof(struct virtio_blk_outhdr));
 	return ret ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+}
+
+static unsigned int vhost_blk_stat_type(u32 type)
+{
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+		return VHOST_BLK_STAT_IN;
+	case VIRTIO_BLK_T_OUT:
+		return VHOST_BLK_STAT_OUT;
+	case VIRTIO_BLK_T_FLUSH:
+		return VHOST_BLK_STAT_FLUSH;
+	case VIRTIO_BLK_T_GET_ID:
+		return VHOST_BLK_STAT_GET_ID;
+	case VIRTIO_BLK_T_DISCARD:
+		return VHOST_BLK_STAT_DISCARD;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		return VHOST_BLK_STAT_WRITE_ZEROES;
+	default:
+		return VHOST_BLK_STAT_OTHER;
+	}
+}
+
+/* Count a request the worker puts on the used ring, and trace it. */
+static void vhost_blk_req_account(struct vhost_blk_vq *vq, u16 head,
+				  u32 type, u8 status, u64 bytes, u64 start_ns)
+{
+	struct vhost_blk_vq_stats *st = &vq->stats;
+	unsigned int t = vhost_blk_stat_type(type);
+
+	lockdep_assert_held(&vq->mutex);
+	vhost_blk_stat_add(&st->reqs[t], 1);
+	if (status == VIRTIO_BLK_S_OK)
+		vhost_blk_stat_add(&st->bytes[t], bytes);
+	else if (status == VIRTIO_BLK_S_UNSUPP)
+		vhost_blk_stat_add(&st->unsupp, 1);
+	else
+		vhost_blk_stat_add(&st->ioerr, 1);
+	/* No clock read unless someone listens. */
+	if (trace_vhost_blk_req_done_enabled())
+		trace_vhost_blk_req_done(vq, head, type, status,
+					 start_ns ? ktime_get_ns() - start_ns : 0);
 }
 
 /*
@@ -312,6 +361,7 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 	req->status_addr = (u8 __user *)st->addr + st->len - 1;
 	req->pages = req->inline_pages;
 	req->bvec = req->inline_bvec;
+	req->type = VHOST_BLK_T_NONE;
 	atomic_set(&req->ref, 1);
 
 	if (rlen < sizeof(hdr) ||
@@ -322,6 +372,15 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 	}
 	req->type = vhost_blk32_to_cpu(vq, hdr.type);
 	req->sector = vhost_blk64_to_cpu(vq, hdr.sector);
+	/* The data the descriptors carry, without header and status. */
+	if (req->type == VIRTIO_BLK_T_IN || req->type == VIRTIO_BLK_T_GET_ID)
+		req->bytes = wlen - 1;
+	else
+		req->bytes = rlen - sizeof(hdr);
+	trace_vhost_blk_req_start(vq, head, req->type, req->sector,
+				  req->bytes);
+	if (trace_vhost_blk_req_done_enabled())
+		req->start_ns = ktime_get_ns();
 
 	switch (req->type) {
 	case VIRTIO_BLK_T_IN:
@@ -377,6 +436,7 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 			status = VIRTIO_BLK_S_IOERR;
 		else
 			used_len += i;
+		req->bytes = i;
 		break;
 	default:
 		status = VIRTIO_BLK_S_UNSUPP;
@@ -389,8 +449,13 @@ complete:
 	if (put_user(status, (u8 __user *)st->addr + st->len - 1))
 		vq_err(vq, "cannot write status\n");
 	vhost_blk_add_used(vq, head, status == VIRTIO_BLK_S_OK ? used_len : 1);
-	if (req)
+	if (req) {
+		vhost_blk_req_account(vq, head, req->type, status, req->bytes,
+				      req->start_ns);
 		vhost_blk_req_free(req);
+	} else {
+		vhost_blk_req_account(vq, head, VHOST_BLK_T_NONE, status, 0, 0);
+	}
 	return;
 
 submitted:
@@ -415,6 +480,8 @@ static void vhost_blk_complete(struct vhost_blk_vq *vq)
 		if (status == VIRTIO_BLK_S_OK && req->type == VIRTIO_BLK_T_IN)
 			len += req->len;
 		vhost_blk_add_used(vq, req->head, len);
+		vhost_blk_req_account(vq, req->head, req->type, status,
+				      req->bytes, req->start_ns);
 		vhost_blk_req_free(req);
 		WRITE_ONCE(vq->inflight, vq->inflight - 1);
 	}

@@ -15,22 +15,34 @@
 #include <linux/uaccess.h>
 
 #include "blk.h"
+#include "blk_trace.h"
 
 /**
- * vhost_blk_vq_break() - stop serving a queue the guest broke
+ * vhost_blk_vq_err() - stop serving a queue the guest broke
  * @vq: the queue
+ * @fmt: why, printf-style
  *
- * Signals the queue's error eventfd the first time, and keeps the worker
- * from taking requests from @vq until VHOST_SET_VRING_KICK.  Use vq_err(),
- * which also logs (rate-limited) why.
+ * The first time, records the reason (fdinfo and the vhost_blk_vq_broken
+ * event show it), signals the queue's error eventfd, and keeps the worker
+ * from taking requests from @vq until VHOST_SET_VRING_KICK.  The kernel
+ * log gets a rate-limited debug message only: a guest must not be able to
+ * flood it.
  *
  * Context: process, with @vq->mutex held.
  */
-void vhost_blk_vq_break(struct vhost_blk_vq *vq)
+void vhost_blk_vq_err(struct vhost_blk_vq *vq, const char *fmt, ...)
 {
+	va_list args;
+
 	lockdep_assert_held(&vq->mutex);
 	if (vq->broken)
 		return;
+	va_start(args, fmt);
+	vsnprintf(vq->broken_reason, sizeof(vq->broken_reason), fmt, args);
+	va_end(args);
+	strreplace(vq->broken_reason, '\n', '\0');
+	pr_debug_ratelimited("vq %u: %s\n", vq->index, vq->broken_reason);
+	trace_vhost_blk_vq_broken(vq);
 	vq->broken = true;
 	if (vq->error_ctx)
 		vhost_blk_eventfd_signal(vq->error_ctx);
@@ -513,8 +525,11 @@ void vhost_blk_flush_used(struct vhost_blk_vq *vq)
 		vq_err(vq, "cannot write used index\n");
 		return;
 	}
-	if (vq->call_ctx && vhost_blk_need_signal(vq))
+	if (vq->call_ctx && vhost_blk_need_signal(vq)) {
 		vhost_blk_eventfd_signal(vq->call_ctx);
+		vhost_blk_stat_add(&vq->stats.signals, 1);
+		trace_vhost_blk_signal(vq);
+	}
 }
 
 /* Control path -------------------------------------------------------------- */
@@ -801,6 +816,7 @@ long vhost_blk_vring_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 		vq->kick = kick;
 		vq->stopped = false;
 		vq->broken = false;
+		vq->broken_reason[0] = '\0';
 		if (kick)
 			vhost_blk_poll_start(vq);
 		break;
@@ -854,12 +870,15 @@ void vhost_blk_vq_init(struct vhost_blk_vq *vq)
 	vq->error_ctx = NULL;
 	vq->stopped = false;
 	vq->broken = false;
+	vq->broken_reason[0] = '\0';
 	vq->inflight = 0;
 	vq->used_pending = 0;
 	init_llist_head(&vq->done);
 	vq->segs = NULL;
 	vq->nr_segs = 0;
 	vq->nr_readable = 0;
+	memset(&vq->stats, 0, sizeof(vq->stats));
+	atomic64_set(&vq->stats.kicks, 0);
 }
 
 /**

@@ -15,6 +15,7 @@
 #include <linux/sched/mm.h>
 
 #include "blk.h"
+#include "blk_trace.h"
 
 /**
  * vhost_blk_wake() - have the worker look at a queue
@@ -67,9 +68,12 @@ static int vhost_blk_poll_wakeup(wait_queue_entry_t *wait, unsigned int mode,
 	struct vhost_blk_poll *poll = container_of(wait, struct vhost_blk_poll,
 						   wait);
 
-	if (key_to_poll(key) & EPOLLIN)
+	if (key_to_poll(key) & EPOLLIN) {
+		atomic64_inc(&poll->vq->stats.kicks);
+		trace_vhost_blk_kick(poll->vq);
 		vhost_blk_wake(poll->vq->blk,
 			       VHOST_BLK_KICK_BIT(poll->vq->index));
+	}
 	return 0;
 }
 
@@ -150,6 +154,7 @@ long vhost_blk_set_owner(struct vhost_blk *blk)
 	if (ret)
 		goto err_worker;
 	blk->mm = mm;
+	blk->owner_tgid = task_tgid_nr(current);
 	blk->worker = worker;
 	wake_up_process(worker);
 	return 0;

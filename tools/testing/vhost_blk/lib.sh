@@ -20,6 +20,7 @@ VB_PACKAGES=(
 	linux-image-amd64 linux-headers-amd64 linux-source-6.12
 	qemu-system-x86 busybox-static
 	sparse fio e2fsprogs util-linux dmsetup
+	bpftrace
 )
 
 vb_log()

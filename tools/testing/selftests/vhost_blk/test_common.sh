@@ -134,3 +134,52 @@ _flood_and_kill()
 	wait "$pid" 2>/dev/null
 	return 0
 }
+
+# _bpftrace_script NAME: the path of contrib/bpftrace/NAME: staged next to
+# the tests, or in the checkout named by VHOST_BLK_TOP.
+_bpftrace_script()
+{
+	local dir
+
+	dir=$(dirname "${BASH_SOURCE[0]}")
+	if [ -r "$dir/$1" ]; then
+		echo "$dir/$1"
+	elif [ -n "${VHOST_BLK_TOP:-}" ] &&
+	     [ -r "$VHOST_BLK_TOP/contrib/bpftrace/$1" ]; then
+		echo "$VHOST_BLK_TOP/contrib/bpftrace/$1"
+	else
+		return 1
+	fi
+}
+
+# _wait_for_text FILE TEXT TENTHS [PID]: up to TENTHS/10 s for TEXT in
+# FILE, and no longer than process PID lives.
+_wait_for_text()
+{
+	local i
+
+	for i in $(seq "$3"); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		[ -z "${4:-}" ] || kill -0 "$4" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# _flood_for BACKEND SECONDS: one queue of I/O on BACKEND for SECONDS.
+_flood_for()
+{
+	local dir fifo pid line
+
+	dir=$(dirname "${BASH_SOURCE[0]}")
+	fifo=$(mktemp -u /tmp/vb-flood.XXXXXX)
+	mkfifo "$fifo"
+	"$dir/vhost_blk_flood" "$1" 1 >"$fifo" &
+	pid=$!
+	read -r -t 60 line <"$fifo"
+	rm -f "$fifo"
+	[ "$line" = ready ] && sleep "$2"
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	[ "$line" = ready ]
+}

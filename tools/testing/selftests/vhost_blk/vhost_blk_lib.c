@@ -891,14 +891,26 @@ int vb_write_text(const char *path, const char *text)
 
 int vb_read_text(const char *path, char *buf, size_t len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC), n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
+	size_t n = 0;
+	ssize_t got;
 
 	if (fd < 0)
 		return -errno;
-	n = read(fd, buf, len - 1);
+	/* seq_file hands out a page or so per read: read to the end. */
+	while (n < len - 1) {
+		got = read(fd, buf + n, len - 1 - n);
+		if (got < 0) {
+			ret = -errno;
+			break;
+		}
+		if (!got)
+			break;
+		n += got;
+	}
 	close(fd);
-	if (n < 0)
-		return -errno;
+	if (ret)
+		return ret;
 	buf[n] = 0;
 	return n;
 }

@@ -1,0 +1,48 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# contrib/bpftrace/vhost-blk-latency.bt, run for a few seconds of I/O,
+# prints a latency histogram for the device's reads and writes.
+
+. "$(dirname "$0")/test_common.sh"
+
+_require_root
+_require_module_loaded
+command -v bpftrace >/dev/null || _skip_all "bpftrace is not installed"
+script=$(_bpftrace_script vhost-blk-latency.bt) ||
+	_skip_all "vhost-blk-latency.bt is neither here nor in \$VHOST_BLK_TOP/contrib/bpftrace"
+
+out=$(mktemp /tmp/vb-bt.XXXXXX)
+file=$(mktemp /tmp/vb-bt-disk.XXXXXX)
+truncate -s 16M "$file"
+
+# __trace_io: bpftrace up, then I/O for 3 s, then SIGINT prints the maps.
+__trace_io()
+{
+	local bt
+
+	timeout -k 10 120 bpftrace "$script" >"$out" 2>&1 &
+	bt=$!
+	_wait_for_text "$out" "Tracing" 600 "$bt" || {
+		echo "# bpftrace did not start:"; sed 's/^/# /' "$out"
+		kill -9 "$bt"; return 1
+	}
+	_flood_for "$file" 3 || { echo "# flood did not get ready"; return 1; }
+	kill -INT "$bt"
+	wait "$bt"
+}
+
+__has_histogram()
+{
+	grep -qE '^@usecs\[[0-9]+, (0|1)\]:' "$out" &&
+		grep -qE '^\[[0-9]+[KM]?, [0-9]+[KM]?\) +[0-9]+ \|' "$out" || {
+		sed 's/^/# /' "$out"; return 1
+	}
+}
+
+ktap_print_header
+ktap_set_plan 2
+ktap_test_result "bpftrace_script_runs_over_io" __trace_io
+ktap_test_result "it_prints_a_latency_histogram_per_device_and_type" __has_histogram
+rm -f "$out" "$file"
+ktap_finished
