@@ -11,7 +11,7 @@
 # The matrix: Debian 12's 6.1, and its 6.12 and 6.12 PREEMPT_RT kernels.
 
 CHECK_PKG_PACKAGES=(
-	dkms debhelper dh-dkms dpkg-dev
+	dkms debhelper dh-dkms dpkg-dev lintian
 	linux-image-amd64 linux-headers-amd64
 	linux-image-6.12-amd64 linux-headers-6.12-amd64
 	linux-image-6.12-rt-amd64 linux-headers-6.12-rt-amd64
@@ -50,6 +50,15 @@ check_pkg_leftovers()
 check_pkg_build_debs()
 {
 	"$VB_TOP/scripts/build-deb" "$check_dir/deb" >"$check_dir/debs"
+}
+
+# check_pkg_lintian DEB...: no lintian error or warning; the overrides
+# in debian/*.lintian-overrides say why a tag does not apply to us.
+check_pkg_lintian()
+{
+	lintian --pedantic --fail-on error,warning "$@" 2>&1 |
+		grep -v '^running with root privileges'
+	[ "${PIPESTATUS[0]}" -eq 0 ]
 }
 
 check_pkg_apt()
@@ -112,6 +121,8 @@ check_packaging()
 	echo "# packaging vhost-blk $version for ${kernels[*]}"
 	if check_run "packaging: build the .debs" check_pkg_build_debs; then
 		mapfile -t debs <"$check_dir/debs"
+		check_run "packaging: lintian on ${debs[*]##*/}" \
+			check_pkg_lintian "${debs[@]}"
 		# Whatever ends the run from here on, leave no package behind.
 		trap 'check_pkg_purge >/dev/null 2>&1; rm -rf "$check_dir"' EXIT
 		if check_run "packaging: apt-get install ${debs[*]##*/}" \
