@@ -9,6 +9,9 @@
 _require_root
 _require_module_loaded
 command -v bpftrace >/dev/null || _skip_all "bpftrace is not installed"
+# A kernel without BPF tracepoint programs (CONFIG_BPF_EVENTS) cannot run it.
+why=$(timeout -k 5 120 bpftrace -e 'tracepoint:sched:sched_switch { exit(); }' 2>&1 >/dev/null) ||
+	_skip_all "bpftrace cannot attach on this kernel: ${why//$'\n'/ }"
 script=$(_bpftrace_script vhost-blk-latency.bt) ||
 	_skip_all "vhost-blk-latency.bt is neither here nor in \$VHOST_BLK_TOP/contrib/bpftrace"
 

@@ -152,6 +152,9 @@ FIXTURE_SETUP(trace)
 	tfs = tracefs();
 	if (!tfs)
 		SKIP(return, "no tracefs: not mounted and cannot be mounted");
+	snprintf(path, sizeof(path), "%s/events", tfs);
+	if (access(path, F_OK))
+		SKIP(return, "kernel without trace events (CONFIG_EVENT_TRACING)");
 	snprintf(self->inst, sizeof(self->inst), "%s/instances/vhost_blk_%d",
 		 tfs, getpid());
 	ASSERT_EQ(0, mkdir(self->inst, 0700)) {
