@@ -19,7 +19,7 @@ VB_PACKAGES=(
 	build-essential perl kmod xz-utils zstd cpio
 	linux-image-amd64 linux-headers-amd64 linux-source-6.12
 	qemu-system-x86 busybox-static
-	sparse fio e2fsprogs util-linux dmsetup
+	sparse fio e2fsprogs util-linux dmsetup procps
 )
 
 vb_log()
@@ -148,7 +148,8 @@ vb_dump_stuck()
 		vb_task_stack "$pid"
 	done
 	echo "tasks in D state:"
-	for pid in $(ps -eo pid=,stat= | awk '$2 ~ /^D/ { print $1 }'); do
+	for pid in $(grep -l '^State:[[:space:]]*D' /proc/[0-9]*/status 2>/dev/null |
+		     cut -d/ -f3); do
 		vb_task_stack "$pid"
 	done
 	if [ -w /proc/sysrq-trigger ]; then
