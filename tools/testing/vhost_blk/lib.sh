@@ -198,6 +198,26 @@ vb_stop_child()
 	return "$VB_STUCK"
 }
 
+# vb_timeout_leftovers PID WHAT: after timeout(1) PID ended by SIGKILL, the
+# processes of its group that outlived it.  timeout runs its command in a
+# process group of its own and sends its SIGKILL to the whole group, itself
+# included, so what is left of the group a while later survived SIGKILL:
+# report it with its stacks and return VB_STUCK.
+vb_timeout_leftovers()
+{
+	local pid=$1 what=$2 left i
+
+	for i in $(seq "$VB_KILL_GRACE"); do
+		left=$(pgrep -g "$pid" | tr '\n' ' ')
+		[ -n "$left" ] || return 0
+		sleep 1
+	done
+	vb_log "error: $what survived SIGKILL: stuck in the kernel"
+	# shellcheck disable=SC2086 # one argument per pid
+	vb_dump_stuck $left >&2
+	return "$VB_STUCK"
+}
+
 # vb_bounded SECONDS WHAT COMMAND...: run COMMAND under timeout -k, and say
 # what was waited for when it times out (status 124 or 137) or survives
 # SIGKILL (VB_STUCK, with stacks).  Otherwise COMMAND's status.
@@ -212,6 +232,7 @@ vb_bounded()
 	case "$rc" in
 	124|137)
 		vb_log "error: timed out after $limit s waiting for $what"
+		vb_timeout_leftovers "$pid" "$what" || rc=$?
 		;;
 	"$VB_STUCK")
 		vb_log "error: $what survived SIGKILL after a $limit s timeout: stuck in the kernel"
