@@ -205,9 +205,9 @@ vb_stop_child()
 # report it with its stacks and return VB_STUCK.
 vb_timeout_leftovers()
 {
-	local pid=$1 what=$2 left i
+	local pid=$1 what=$2 left _
 
-	for i in $(seq "$VB_KILL_GRACE"); do
+	for _ in $(seq "$VB_KILL_GRACE"); do
 		left=$(pgrep -g "$pid" | tr '\n' ' ')
 		[ -n "$left" ] || return 0
 		sleep 1
