@@ -19,7 +19,7 @@ VB_PACKAGES=(
 	build-essential perl kmod xz-utils zstd cpio
 	linux-image-amd64 linux-headers-amd64 linux-source-6.12
 	qemu-system-x86 busybox-static
-	sparse fio e2fsprogs util-linux dmsetup
+	sparse fio e2fsprogs util-linux dmsetup procps
 	bpftrace
 )
 
@@ -115,4 +115,130 @@ vb_kernel_source()
 		mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
 	fi
 	echo "$dir"
+}
+
+# Bounded waits.  A process stuck in the kernel (D state) ignores SIGKILL
+# until it wakes, and whoever waits for it - timeout(1) too - waits with
+# it: so we never wait without a limit, we poll, and a process that outlives
+# its SIGKILL is reported with its kernel stack rather than waited for.
+
+# Seconds between a SIGTERM and the SIGKILL after it, and after the SIGKILL
+# until a process that is still there counts as stuck.
+VB_KILL_GRACE=10
+# The status of a wait that gave up on a process that survived SIGKILL.
+VB_STUCK=125
+
+# vb_task_stack PID: one task's name, state and kernel stack (root only).
+vb_task_stack()
+{
+	local pid=$1
+
+	printf '%s (%s) %s\n' "$pid" "$(cat "/proc/$pid/comm" 2>/dev/null)" \
+		"$(grep '^State:' "/proc/$pid/status" 2>/dev/null)"
+	sed 's/^/    /' "/proc/$pid/stack" 2>/dev/null || true
+}
+
+# vb_dump_stuck [PID]...: print the kernel stacks of PID and its children
+# and of every task in D state; as root, also have the kernel log blocked
+# tasks (sysrq w) and every task (sysrq t) on its console.
+vb_dump_stuck()
+{
+	local pid
+
+	for pid in "$@" $(pgrep -P "$(echo "$@" | tr ' ' ,)" 2>/dev/null); do
+		vb_task_stack "$pid"
+	done
+	echo "tasks in D state:"
+	for pid in $(grep -l '^State:[[:space:]]*D' /proc/[0-9]*/status 2>/dev/null |
+		     cut -d/ -f3); do
+		vb_task_stack "$pid"
+	done
+	if [ -w /proc/sysrq-trigger ]; then
+		echo "blocked tasks (sysrq w) and all tasks (sysrq t) are in the kernel log"
+		# sysrq's dumps are KERN_INFO: let them reach the console.
+		echo 8 >/proc/sys/kernel/printk
+		echo w >/proc/sysrq-trigger
+		echo t >/proc/sysrq-trigger
+	fi
+}
+
+# vb_wait_child PID SECONDS WHAT: wait at most SECONDS for our child PID;
+# its exit status, or VB_STUCK (with a message naming WHAT) if it is still
+# there.
+vb_wait_child()
+{
+	local pid=$1 limit=$2 what=$3 start=$SECONDS rc=0
+
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ $((SECONDS - start)) -ge "$limit" ]; then
+			vb_log "error: gave up after $limit s waiting for $what (pid $pid)"
+			return "$VB_STUCK"
+		fi
+		sleep 0.2
+	done
+	wait "$pid" || rc=$?
+	return "$rc"
+}
+
+# vb_stop_child PID WHAT: end our child PID: SIGTERM, then SIGKILL; if it
+# survives that, print its kernel stack and every D-state task's and
+# return VB_STUCK.  Otherwise its exit status.
+vb_stop_child()
+{
+	local pid=$1 what=$2 rc=0
+
+	kill -TERM "$pid" 2>/dev/null
+	vb_wait_child "$pid" "$VB_KILL_GRACE" "$what to exit on SIGTERM" 2>/dev/null || rc=$?
+	[ "$rc" -eq "$VB_STUCK" ] || return "$rc"
+	kill -KILL "$pid" 2>/dev/null
+	rc=0
+	vb_wait_child "$pid" "$VB_KILL_GRACE" "$what to exit on SIGKILL" || rc=$?
+	[ "$rc" -eq "$VB_STUCK" ] || return "$rc"
+	vb_log "error: $what (pid $pid) survived SIGKILL: stuck in the kernel"
+	vb_dump_stuck "$pid" >&2
+	return "$VB_STUCK"
+}
+
+# vb_timeout_leftovers PID WHAT: after timeout(1) PID ended by SIGKILL, the
+# processes of its group that outlived it.  timeout runs its command in a
+# process group of its own and sends its SIGKILL to the whole group, itself
+# included, so what is left of the group a while later survived SIGKILL:
+# report it with its stacks and return VB_STUCK.
+vb_timeout_leftovers()
+{
+	local pid=$1 what=$2 left _
+
+	for _ in $(seq "$VB_KILL_GRACE"); do
+		left=$(pgrep -g "$pid" | tr '\n' ' ')
+		[ -n "$left" ] || return 0
+		sleep 1
+	done
+	vb_log "error: $what survived SIGKILL: stuck in the kernel"
+	# shellcheck disable=SC2086 # one argument per pid
+	vb_dump_stuck $left >&2
+	return "$VB_STUCK"
+}
+
+# vb_bounded SECONDS WHAT COMMAND...: run COMMAND under timeout -k, and say
+# what was waited for when it times out (status 124 or 137) or survives
+# SIGKILL (VB_STUCK, with stacks).  Otherwise COMMAND's status.
+vb_bounded()
+{
+	local limit=$1 what=$2 pid rc=0
+
+	shift 2
+	timeout -k "$VB_KILL_GRACE" "$limit" "$@" &
+	pid=$!
+	vb_wait_child "$pid" $((limit + 2 * VB_KILL_GRACE)) "$what" 2>/dev/null || rc=$?
+	case "$rc" in
+	124|137)
+		vb_log "error: timed out after $limit s waiting for $what"
+		vb_timeout_leftovers "$pid" "$what" || rc=$?
+		;;
+	"$VB_STUCK")
+		vb_log "error: $what survived SIGKILL after a $limit s timeout: stuck in the kernel"
+		vb_dump_stuck "$pid" >&2
+		;;
+	esac
+	return "$rc"
 }

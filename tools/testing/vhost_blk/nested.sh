@@ -71,64 +71,107 @@ nested_initramfs()
 	echo "$out"
 }
 
-# nested_l2 LOG QMP-SOCKET SMP APPEND [QEMU-ARG]...: run the patched QEMU
-# ($nested_qemu, kernel $nested_kernel, initramfs $nested_initramfs) with
-# KVM in the background, console to LOG; sets nested_pid.
+# How many times an L2 guest boots: l2-init prints "E2E boot" first thing.
+# No scenario reboots its guest, so a second boot is a failure (a reset
+# that nobody asked for, or a panic: L2 runs with panic=-1).
+NESTED_BOOTS=1
+
+# nested_l2 LOG QMP-SOCKET SMP SECONDS APPEND [QEMU-ARG]...: run the patched
+# QEMU ($nested_qemu, kernel $nested_kernel, initramfs $nested_initramfs)
+# with KVM in the background, console to LOG, stderr to LOG.stderr; sets
+# nested_pid.  The guest has SECONDS to power off (nested_wait_exit); 30 s
+# before that its l2-init dumps its tasks' stacks on the console.
 nested_l2()
 {
-	local log=$1 qmp=$2 smp=$3 append=$4
+	local log=$1 qmp=$2 smp=$3 limit=$4 append=$5
 
-	shift 4
+	shift 5
+	nested_log=$log
+	nested_limit=$limit
+	nested_start=$SECONDS
 	"$nested_qemu" "${NESTED_FIRMWARE[@]}" -accel kvm -cpu max -M pc \
 		-smp "$smp" -m 512M -nodefaults -no-user-config -nographic \
 		-monitor none -serial "file:$log" \
 		-qmp "unix:$qmp,server=on,wait=off" \
 		-kernel "$nested_kernel" -initrd "$nested_initramfs" \
-		-append "console=ttyS0 rdinit=/init quiet panic=-1 $append" \
+		-append "console=ttyS0 rdinit=/init quiet panic=-1 e2e.watchdog=$((limit - 30)) $append" \
 		"$@" </dev/null 2>"$log.stderr" &
 	nested_pid=$!
 }
 
+# nested_boots: how many times the running L2 guest has booted.
+nested_boots()
+{
+	grep -a -c 'E2E boot' "$nested_log" 2>/dev/null || true
+}
+
+# nested_alive: whether the L2 QEMU runs and its guest booted no more than
+# expected; a guest that booted again is stopped.
+nested_alive()
+{
+	local boots
+
+	kill -0 "$nested_pid" 2>/dev/null || return 1
+	boots=$(nested_boots)
+	[ "${boots:-0}" -gt "$NESTED_BOOTS" ] || return 0
+	echo "# the L2 guest booted $boots times, $NESTED_BOOTS expected: stopping it"
+	nested_cleanup
+	return 1
+}
+
 # nested_wait_line LOG PATTERN SECONDS [NTH]: wait until the NTH line of
-# LOG matching PATTERN appears, or the L2 QEMU exits.
+# LOG matching PATTERN appears, or the L2 QEMU exits; says what it waited
+# for when it gives up.
 nested_wait_line()
 {
 	local log=$1 pattern=$2 limit=$3 nth=${4:-1} start=$SECONDS n
 
 	while n=$(grep -a -c -- "$pattern" "$log" 2>/dev/null); [ "${n:-0}" -lt "$nth" ]; do
-		kill -0 "$nested_pid" 2>/dev/null || return 1
-		[ $((SECONDS - start)) -lt "$limit" ] || return 1
+		if ! nested_alive; then
+			echo "# the L2 QEMU exited before its console showed '$pattern'"
+			return 1
+		fi
+		if [ $((SECONDS - start)) -ge "$limit" ]; then
+			echo "# no '$pattern' on the L2 console within $limit s"
+			return 1
+		fi
 		sleep 0.5
 	done
 }
 
-# nested_wait_exit SECONDS: wait for the L2 QEMU, killing it after
-# SECONDS; returns its exit status (124 on timeout).
+# nested_wait_exit: wait for the L2 QEMU until its time (nested_l2's
+# SECONDS) is up, then stop it; returns its exit status, 124 on timeout,
+# VB_STUCK when it survives SIGKILL (with its kernel stack printed).
 nested_wait_exit()
 {
-	local limit=$1 start=$SECONDS rc=0
+	local left rc=0
 
-	while kill -0 "$nested_pid" 2>/dev/null; do
-		if [ $((SECONDS - start)) -ge "$limit" ]; then
-			kill "$nested_pid" 2>/dev/null
-			wait "$nested_pid" 2>/dev/null
-			nested_pid=
-			return 124
+	while nested_alive; do
+		left=$((nested_start + nested_limit - SECONDS))
+		if [ "$left" -le 0 ]; then
+			echo "# timed out after $nested_limit s waiting for the L2 guest to power off"
+			nested_cleanup || rc=$?
+			[ "$rc" -eq "$VB_STUCK" ] || rc=124
+			return "$rc"
 		fi
 		sleep 0.5
 	done
-	wait "$nested_pid" || rc=$?
+	[ -n "$nested_pid" ] || return 1
+	vb_wait_child "$nested_pid" 30 "the L2 QEMU to be reaped" || rc=$?
 	nested_pid=
 	return "$rc"
 }
 
-# Never leave an L2 QEMU behind.
+# Never leave an L2 QEMU behind; one that survives SIGKILL is reported.
 nested_cleanup()
 {
+	local rc=0
+
 	if [ -n "${nested_pid:-}" ]; then
-		kill "$nested_pid" 2>/dev/null || true
-		wait "$nested_pid" 2>/dev/null || true
+		vb_stop_child "$nested_pid" "the L2 QEMU" 2> >(sed 's/^/# /') || rc=$?
 	fi
+	nested_pid=
+	return "$rc"
 }
 
 # nested_kvm: load KVM in L1 (the runner's -cpu max exposes SVM or VMX).

@@ -4,8 +4,9 @@
  * with BLKROSET, a slow null_blk (timer completions) that keeps requests in
  * flight so that the used ring's NO_NOTIFY flag can be watched, and
  * device-mapper tables that fail I/O (dm-error, and dm-linear with an error
- * target in the middle).  dm tables are made with dmsetup; the tests that
- * need it skip where it is missing.
+ * target in the middle), and dm-delay, which keeps requests in flight across
+ * a stop to show that nothing is written after it returned.  dm tables are
+ * made with dmsetup; the tests that need it skip where it is missing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -680,7 +681,7 @@ FIXTURE_SETUP(dmhole)
 	struct vb_opts o = { .num = 64 };
 	const char *why = "";
 	struct stat st;
-	char table[256];
+	char table[320];
 	int ret;
 
 	memset(&self->d, 0, sizeof(self->d));
@@ -831,6 +832,185 @@ TEST_F(dmhole, mixed_batch_fails_exactly_the_requests_in_the_hole)
 		ASSERT_EQ(bad || !(i % 2) ? 1 : 8193, r[i].used_len);
 	}
 	ASSERT_FALSE(vb_fd_signalled(self->vq->err));
+}
+
+/* --------------------------- no write to guest memory after a stop */
+
+/*
+ * dm-delay holds every bio QUIESCE_DELAY_MS before it reaches a null_blk,
+ * so a read's data lands in guest memory, and its status and used entry
+ * follow, long after the device took the request.  Once GET_VRING_BASE,
+ * RESET_OWNER or close has returned, the device must not write one more
+ * byte of guest memory: the VMM reuses or unmaps it right away (a reset, a
+ * hot-unplug, a VMM that exits).
+ */
+#define QUIESCE_NUM		16
+#define QUIESCE_LEN		4096
+#define QUIESCE_DELAY_MS	1000
+#define QUIESCE_SEED		41
+
+FIXTURE(quiesce) {
+	struct vb_dev d;
+	struct vb_backend b;
+	struct dm dm;
+	struct vb_vq *vq;
+	uint64_t buf;
+	struct vb_req r[QUIESCE_NUM];
+	uint8_t *snap;
+	size_t used_size;
+};
+
+FIXTURE_SETUP(quiesce)
+{
+	struct vb_opts o = { .num = QUIESCE_NUM };
+	char table[320];
+	const char *why = "";
+	uint8_t *p;
+	int ret;
+
+	memset(&self->d, 0, sizeof(self->d));
+	self->d.fd = -1;
+	self->dm.fd = -1;
+	self->dm.name[0] = 0;
+	self->b.kind = NULL;
+	self->snap = NULL;
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	ret = vb_nullb_create_attrs(&self->b, DISK_SIZE, NULL, 0, &why);
+	if (ret < 0)
+		SKIP(return, "null_blk: %s (%s)", why, strerror(-ret));
+	p = malloc(QUIESCE_NUM * QUIESCE_LEN);
+	ASSERT_NE(NULL, p);
+	vb_pattern(p, QUIESCE_NUM * QUIESCE_LEN, 0, QUIESCE_SEED);
+	ret = vb_backend_write(&self->b, 0, p, QUIESCE_NUM * QUIESCE_LEN);
+	free(p);
+	ASSERT_EQ(0, ret);
+	if (system("modprobe dm_delay 2>/dev/null"))
+		; /* built in, or dmsetup will say */
+	snprintf(table, sizeof(table), "0 %llu delay %s 0 %d",
+		 (unsigned long long)DISK_SECTORS, self->b.path,
+		 QUIESCE_DELAY_MS);
+	ret = dm_create(&self->dm, "vbt-delay", table, &why);
+	if (ret < 0)
+		SKIP(return, "dm-delay: %s (%s)", why, strerror(-ret));
+	o.backend = self->dm.fd;
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	self->vq = &self->d.vq[0];
+	self->buf = vb_alloc_data(&self->d.mem, QUIESCE_NUM * QUIESCE_LEN);
+	ASSERT_NE(0, self->buf);
+	/* flags, idx, the ring and avail_event */
+	self->used_size = 4 + 8 * QUIESCE_NUM + 2;
+	self->snap = malloc(self->used_size + QUIESCE_NUM * (QUIESCE_LEN + 1));
+	ASSERT_NE(NULL, self->snap);
+}
+
+FIXTURE_TEARDOWN(quiesce)
+{
+	vb_dev_teardown(&self->d);
+	dm_destroy(&self->dm);
+	vb_backend_destroy(&self->b);
+	free(self->snap);
+}
+
+/*
+ * A ring full of delayed reads into buffers of 0xaa, kicked, and none
+ * completed yet.  (That the device had taken them, GET_VRING_BASE's
+ * count shows: it drains what it took.)
+ */
+static void quiesce_fill_ring(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(quiesce) *self)
+{
+	unsigned int i;
+
+	vb_fill(&self->d.mem, self->buf, 0xaa, QUIESCE_NUM * QUIESCE_LEN);
+	for (i = 0; i < QUIESCE_NUM; i++) {
+		self->r[i] = (struct vb_req){
+			.type = VIRTIO_BLK_T_IN, .sector = i * QUIESCE_LEN / VB_SECTOR,
+			.data_gpa = self->buf + i * QUIESCE_LEN,
+			.data_len = QUIESCE_LEN, .layout = VB_L_INDIRECT,
+		};
+		ASSERT_EQ(0, vb_req_post(self->vq, &self->r[i]));
+	}
+	vb_vq_kick(self->vq);
+	/* time to take them all; none may be back yet */
+	usleep(QUIESCE_DELAY_MS * 1000 / 4);
+	ASSERT_EQ(0, vb_used_idx(self->vq))
+		TH_LOG("requests completed before the stop: no dm-delay?");
+}
+
+/* Copy what the device may write: the used ring, statuses, data buffers. */
+static void quiesce_snapshot(FIXTURE_DATA(quiesce) *self, uint8_t *to)
+{
+	unsigned int i;
+
+	memcpy(to, self->vq->used, self->used_size);
+	to += self->used_size;
+	for (i = 0; i < QUIESCE_NUM; i++)
+		vb_read(&self->d.mem, self->r[i].status_gpa, to++, 1);
+	vb_read(&self->d.mem, self->buf, to, QUIESCE_NUM * QUIESCE_LEN);
+}
+
+/*
+ * Right after the stop returned, snapshot; then watch for twice the delay,
+ * in which every request the device abandoned or still held would land,
+ * and find guest memory unchanged.  Returns how many requests completed.
+ */
+static unsigned int quiesce_expect_no_writes(struct __test_metadata *_metadata,
+					     FIXTURE_DATA(quiesce) *self)
+{
+	size_t len = self->used_size + QUIESCE_NUM * (QUIESCE_LEN + 1);
+	uint8_t *now = malloc(len);
+	unsigned int i, done = 0;
+	size_t off;
+
+	ASSERT_NE(NULL, now);
+	quiesce_snapshot(self, self->snap);
+	usleep(2 * QUIESCE_DELAY_MS * 1000);
+	quiesce_snapshot(self, now);
+	for (off = 0; off < len && self->snap[off] == now[off]; off++)
+		;
+	free(now);
+	ASSERT_EQ(len, off)
+		TH_LOG("guest memory written after the stop returned, at byte %zu of the %s",
+		       off < self->used_size ? off : off - self->used_size,
+		       off < self->used_size ? "used ring" :
+		       off < self->used_size + QUIESCE_NUM ? "status bytes" :
+		       "data buffers");
+	for (i = 0; i < QUIESCE_NUM; i++)
+		done += self->snap[self->used_size + i] != 0xff;
+	return done;
+}
+
+TEST_F_TIMEOUT(quiesce, no_write_after_get_vring_base_returns, 60)
+{
+	unsigned int base = ~0u, done;
+
+	quiesce_fill_ring(_metadata, self);
+	ASSERT_EQ(0, vb_get_vring_base(&self->d, 0, &base));
+	done = quiesce_expect_no_writes(_metadata, self);
+	/*
+	 * It had taken every request and drained them all before it
+	 * returned: the base, the used ring and the statuses agree.
+	 */
+	ASSERT_EQ(QUIESCE_NUM, base);
+	ASSERT_EQ(base, vb_used_idx(self->vq));
+	ASSERT_EQ(base, done);
+}
+
+TEST_F_TIMEOUT(quiesce, no_write_after_reset_owner_returns, 60)
+{
+	quiesce_fill_ring(_metadata, self);
+	ASSERT_EQ(0, ioctl(self->d.fd, VHOST_RESET_OWNER, NULL));
+	quiesce_expect_no_writes(_metadata, self);
+}
+
+TEST_F_TIMEOUT(quiesce, no_write_after_close_returns, 60)
+{
+	quiesce_fill_ring(_metadata, self);
+	ASSERT_EQ(0, close(self->d.fd));
+	self->d.fd = -1;
+	quiesce_expect_no_writes(_metadata, self);
 }
 
 TEST_HARNESS_MAIN
