@@ -11,6 +11,7 @@
 #include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/eventfd.h>
+#include <linux/slab.h>
 #include <linux/uio.h>
 #include <linux/version.h>
 
@@ -23,6 +24,18 @@ static inline void vhost_blk_eventfd_signal(struct eventfd_ctx *ctx)
 	eventfd_signal(ctx, 1);
 #endif
 }
+
+/*
+ * v7.0, 2932ba8d9c99 ("slab: Introduce kmalloc_obj() and family"): typed
+ * allocations, which checkpatch now asks for.  Older kernels get the two
+ * we use, spelled out.
+ */
+#ifndef kzalloc_obj
+#define kzalloc_obj(P, GFP)	kzalloc(sizeof(P), GFP)
+#endif
+#ifndef kvzalloc_obj
+#define kvzalloc_obj(P, GFP)	kvzalloc(sizeof(P), GFP)
+#endif
 
 /*
  * v6.18, 9eab1d4e0d15 ("block: remove bdev_iter_is_aligned") and
