@@ -117,6 +117,39 @@ vb_kernel_source()
 	echo "$dir"
 }
 
+# vb_checkpatch KSRC [TREE]: KSRC's checkpatch.pl --strict over our files:
+# the driver, its uapi header and the selftests in the checkout, or only
+# the driver and the header as they are in the kernel tree TREE that they
+# were copied into (checked as part of that tree, without --no-tree).
+vb_checkpatch()
+(
+	local ksrc=$1 tree=${2:-} f files=() cp
+
+	cp=(perl "$ksrc/scripts/checkpatch.pl" --strict --quiet --show-types)
+	[ -n "$tree" ] || cp+=(--no-tree)
+	for f in "$VB_TOP"/drivers/vhost/*.[ch]; do
+		# kbuild generates *.mod.c next to the sources; the compat
+		# and trace headers are checked on their own below.
+		f=${f#"$VB_TOP"/}
+		[[ $f == *.mod.c || $f == */blk_compat.h ||
+		   $f == */blk_trace.h ]] || files+=("$f")
+	done
+	files+=(include/uapi/linux/vhost_blk.h)
+	cd "${tree:-$VB_TOP}" || return
+	"${cp[@]}" -f "${files[@]}" || return
+	# Version checks are what the compat header is for.
+	"${cp[@]}" --ignore LINUX_VERSION_CODE,CONSTANT_COMPARISON \
+		-f drivers/vhost/blk_compat.h || return
+	# TRACE_EVENT() arguments are laid out as in include/trace/events/.
+	"${cp[@]}" --ignore PARENTHESIS_ALIGNMENT,OPEN_ENDED_LINE \
+		-f drivers/vhost/blk_trace.h || return
+	[ -z "$tree" ] || return 0
+	# User space has no BIT() or __aligned(), and checkpatch reads the
+	# harness's FIXTURE_DATA(name) *self as a multiplication.
+	"${cp[@]}" --ignore SPACING,BIT_MACRO,PREFER_DEFINED_ATTRIBUTE_MACRO \
+		-f tools/testing/selftests/vhost_blk/*.[ch]
+)
+
 # The newest kernels come from Debian unstable, in a root file system of
 # their own (tools/testing/vhost_blk/sid-root) rather than in the host's
 # apt sources.  What it holds: the kernel to build for and boot, its
