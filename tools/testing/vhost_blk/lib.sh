@@ -154,13 +154,15 @@ vb_checkpatch()
 # their own (tools/testing/vhost_blk/sid-root) rather than in the host's
 # apt sources.  What it holds: the kernel to build for and boot, its
 # compiler, and what the selftests and the VM runner use in the guest
-# (the Debian 12 list above, less what only the host needs).
+# (the Debian 12 list above, less what only the host needs); DKMS; and
+# the kernel's source with what preparing it needs (intree-build).
 VB_SID_SUITE=sid
 VB_SID_PACKAGES=(
 	gcc make libc6-dev perl kmod xz-utils zstd cpio
 	linux-image-amd64 linux-headers-amd64
 	busybox-static fio e2fsprogs util-linux dmsetup procps
 	dkms
+	linux-source bc bison flex libelf-dev libssl-dev
 )
 
 # vb_sid_root [--refresh]: print the path of the cached Debian unstable
@@ -171,13 +173,15 @@ vb_sid_root()
 }
 
 # vb_sid_root_dir SUITE: where the root of SUITE lives, under a name that
-# changes with what goes into it: the suite, the packages, the script.
+# changes with what goes into it: the suite, the packages, the code that
+# makes it.
 vb_sid_root_dir()
 {
 	local key
 
-	key=$({ echo "$1"; echo "${VB_SID_PACKAGES[*]}"; cat "$VB_TOOLS/sid-root";
-		declare -f vb_sid_root_make vb_debian_mirror; } | md5sum | cut -c1-12)
+	key=$({ echo "$1"; echo "${VB_SID_PACKAGES[*]}";
+		declare -f vb_sid_root_make vb_in_root vb_debian_mirror; } |
+		md5sum | cut -c1-12)
 	echo "$VB_CACHE/root-$1-$key"
 }
 
@@ -259,10 +263,11 @@ vb_sid_root_make()
 	valid_until=$(apt-config dump Acquire::Check-Valid-Until | sed -n 's/^Acquire::Check-Valid-Until "\(.*\)";$/\1/p')
 	[ -z "$valid_until" ] ||
 		echo "Acquire::Check-Valid-Until \"$valid_until\";" >"$tmp/etc/apt/apt.conf.d/90vhost-blk-host"
-	# The VM runner boots the kernel with an initramfs of its own: drop
-	# the one the kernel package makes.
+	# The VM runner boots the kernel with an initramfs of its own: the
+	# kernel's hooks need not make one (INITRD=No), and one made anyway
+	# goes.
 	vb_in_root "$tmp" -- /bin/sh -ec '
-		export DEBIAN_FRONTEND=noninteractive
+		export DEBIAN_FRONTEND=noninteractive INITRD=No
 		apt-get -q update
 		apt-get -y -q --no-install-recommends install "$@"
 		apt-get clean
