@@ -9,7 +9,8 @@
 # root file system and runs the whole selftest suite.  Last, the .debs are
 # installed in an overlay of the root (the cache stays as it was): DKMS must
 # build and install the module for that kernel there, and the guest's
-# "modprobe vhost_blk" must load it.
+# "modprobe vhost_blk" must load it; and the in-tree build runs in that
+# release's linux-source, with its checkpatch.pl --strict.
 
 # Where the module for the root's kernel is built: a copy of drivers/vhost,
 # whose own directory holds the build for the host's kernel (kbuild builds
@@ -35,10 +36,14 @@ check_sid_build()
 		KDIR="/lib/modules/$kver/build" M="$out" W=1 module \
 		>"$check_dir/sid-build.out" 2>&1
 	rc=$?
-	# Report warnings against the files they come from.
-	sed "s|$out/|$VB_TOP/drivers/vhost/|g" "$check_dir/sid-build.out"
+	# Report warnings against the files they come from: since 6.13 kbuild
+	# names the files of an M= build relative to M.
+	sed -e "s|^\([A-Za-z0-9_.-]*\.[ch]:[0-9]\)|$out/\1|" \
+		-e "s|$out/|$VB_TOP/drivers/vhost/|g" \
+		"$check_dir/sid-build.out" >"$check_dir/sid-build.mapped"
+	cat "$check_dir/sid-build.mapped"
 	[ "$rc" -eq 0 ] && [ -e "$out/vhost_blk.ko" ] &&
-		check_no_warnings_in_our_files <(sed "s|$out/|$VB_TOP/drivers/vhost/|g" "$check_dir/sid-build.out")
+		check_no_warnings_in_our_files "$check_dir/sid-build.mapped"
 }
 
 # check_sid_overlay ROOT DIR: mount an overlay of ROOT on DIR/root, whose
@@ -74,7 +79,7 @@ check_sid_dkms()
 # not build.
 check_sid()
 {
-	local built=$1 root kver stage_start=$SECONDS
+	local built=$1 root kver series stage_start=$SECONDS
 
 	check_run "newest kernel: Debian $VB_SID_SUITE root (sid-root)" check_sid_root || return
 	root=$(cat "$check_dir/sid-root")
@@ -104,5 +109,13 @@ check_sid()
 		vb_as_root umount "$check_dir/sid-overlay/root"
 		vb_as_root rm -rf "$check_dir/sid-overlay"
 	fi
+
+	# The tree is prepared once, in the root with its compiler, into
+	# the host's cache.
+	series=$(echo "$kver" | cut -d. -f1,2)
+	check_run "in-tree build in linux-source-$series (W=1, its checkpatch --strict)" \
+		vb_in_root "$root" "$VB_TOP" "$VB_CACHE" -- \
+		env VHOST_BLK_CACHE="$VB_CACHE" "$VB_TOOLS/intree-build" \
+		--series "$series" --checkpatch
 	echo "# newest-kernel stage took $((SECONDS - stage_start)) s"
 }
