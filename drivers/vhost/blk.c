@@ -119,7 +119,7 @@ static long vhost_blk_set_backend(struct vhost_blk *blk,
 		goto err_fput;
 
 	ret = -ENOMEM;
-	be = kzalloc(sizeof(*be), GFP_KERNEL_ACCOUNT);
+	be = kzalloc_obj(*be, GFP_KERNEL_ACCOUNT);
 	if (!be)
 		goto err_fput;
 	be->file = file;
@@ -271,7 +271,7 @@ static int vhost_blk_open(struct inode *inode, struct file *f)
 	struct vhost_blk *blk;
 	int i;
 
-	blk = kvzalloc(sizeof(*blk), GFP_KERNEL_ACCOUNT);
+	blk = kvzalloc_obj(*blk, GFP_KERNEL_ACCOUNT);
 	if (!blk)
 		return -ENOMEM;
 	blk->id = atomic_inc_return(&vhost_blk_ids);

@@ -47,7 +47,7 @@ void vhost_blk_bdev_rw(struct vhost_blk_req *req)
 	iov_iter_bvec(&iter, req->type == VIRTIO_BLK_T_IN ? READ : WRITE,
 		      req->bvec, req->nr_pages, req->len);
 	/* The block layer needs what direct I/O on the device needs. */
-	if (!bdev_iter_is_aligned(bdev, &iter) ||
+	if (!vhost_blk_bdev_iter_is_aligned(bdev, &iter) ||
 	    (req->sector << VHOST_BLK_SECTOR_SHIFT) &
 	    (bdev_logical_block_size(bdev) - 1)) {
 		req->status = VIRTIO_BLK_S_IOERR;
@@ -55,8 +55,7 @@ void vhost_blk_bdev_rw(struct vhost_blk_req *req)
 	}
 	bio = bio_alloc(bdev, 0, opf, GFP_NOIO);
 	bio->bi_iter.bi_sector = req->sector;
-	/* For a bvec iterator this only points the bio at req->bvec. */
-	bio_iov_iter_get_pages(bio, &iter);
+	vhost_blk_bio_iov_bvec_set(bio, &iter);
 	vhost_blk_bio_submit(req, bio);
 }
 

@@ -242,3 +242,188 @@ vb_bounded()
 	esac
 	return "$rc"
 }
+
+# vb_checkpatch KSRC [TREE]: KSRC's checkpatch.pl --strict over our files:
+# the driver, its uapi header and the selftests in the checkout, or only
+# the driver and the header as they are in the kernel tree TREE that they
+# were copied into (checked as part of that tree, without --no-tree).
+vb_checkpatch()
+(
+	local ksrc=$1 tree=${2:-} f files=() cp
+
+	cp=(perl "$ksrc/scripts/checkpatch.pl" --strict --quiet --show-types)
+	[ -n "$tree" ] || cp+=(--no-tree)
+	for f in "$VB_TOP"/drivers/vhost/*.[ch]; do
+		# kbuild generates *.mod.c next to the sources; the compat
+		# and trace headers are checked on their own below.
+		f=${f#"$VB_TOP"/}
+		[[ $f == *.mod.c || $f == */blk_compat.h ||
+		   $f == */blk_trace.h ]] || files+=("$f")
+	done
+	files+=(include/uapi/linux/vhost_blk.h)
+	cd "${tree:-$VB_TOP}" || return
+	"${cp[@]}" -f "${files[@]}" || return
+	# Version checks are what the compat header is for.
+	"${cp[@]}" --ignore LINUX_VERSION_CODE,CONSTANT_COMPARISON \
+		-f drivers/vhost/blk_compat.h || return
+	# TRACE_EVENT() arguments are laid out as in include/trace/events/.
+	"${cp[@]}" --ignore PARENTHESIS_ALIGNMENT,OPEN_ENDED_LINE \
+		-f drivers/vhost/blk_trace.h || return
+	[ -z "$tree" ] || return 0
+	# User space has no BIT() or __aligned(), and checkpatch reads the
+	# harness's FIXTURE_DATA(name) *self as a multiplication.
+	"${cp[@]}" --ignore SPACING,BIT_MACRO,PREFER_DEFINED_ATTRIBUTE_MACRO \
+		-f tools/testing/selftests/vhost_blk/*.[ch]
+)
+
+# The newest kernels come from Debian unstable, in a root file system of
+# their own (tools/testing/vhost_blk/sid-root) rather than in the host's
+# apt sources.  What it holds: the kernel to build for and boot, its
+# compiler, and what the selftests and the VM runner use in the guest
+# (the Debian 12 list above, less what only the host needs); DKMS; and
+# the kernel's source with what preparing it needs (intree-build).
+VB_SID_SUITE=sid
+VB_SID_PACKAGES=(
+	gcc make libc6-dev perl kmod xz-utils zstd cpio
+	linux-image-amd64 linux-headers-amd64
+	busybox-static fio e2fsprogs util-linux dmsetup procps
+	dkms
+	linux-source bc bison flex libelf-dev libssl-dev
+)
+
+# vb_sid_root [--refresh]: print the path of the cached Debian unstable
+# root, making it first when missing.
+vb_sid_root()
+{
+	"$VB_TOOLS/sid-root" "$@"
+}
+
+# vb_sid_root_dir SUITE: where the root of SUITE lives, under a name that
+# changes with what goes into it: the suite, the packages, the code that
+# makes it.
+vb_sid_root_dir()
+{
+	local key
+
+	key=$({ echo "$1"; echo "${VB_SID_PACKAGES[*]}";
+		declare -f vb_sid_root_make vb_in_root vb_debian_mirror; } |
+		md5sum | cut -c1-12)
+	echo "$VB_CACHE/root-$1-$key"
+}
+
+# vb_debian_mirror: the Debian mirror the host's apt sources name, for
+# debootstrap; VHOST_BLK_MIRROR overrides it.
+vb_debian_mirror()
+{
+	local codename
+
+	if [ -n "${VHOST_BLK_MIRROR:-}" ]; then
+		echo "$VHOST_BLK_MIRROR"
+		return
+	fi
+	codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+	{
+		# deb822 stanzas: the URIs of one whose Suites has our codename.
+		{ cat /etc/apt/sources.list.d/*.sources 2>/dev/null || true; } |
+			awk -v want="$codename" '
+			/^$/ { if (ok && uri) print uri; uri = ""; ok = 0; deb = 0 }
+			/^Types:/ { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
+			/^URIs:/ { uri = $2 }
+			/^Suites:/ { for (i = 2; i <= NF; i++) if ($i == want) ok = 1 }
+			END { if (ok && deb && uri) print uri }'
+		# One-line sources: deb [options] URI SUITE COMPONENT...
+		{ cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true; } |
+			sed -E 's/\[[^]]*\]//' |
+			awk -v want="$codename" '$1 == "deb" && $3 == want { print $2 }'
+	} | head -n 1 | grep . || vb_die "no Debian mirror for $codename in /etc/apt: set VHOST_BLK_MIRROR"
+}
+
+# vb_in_root ROOT [DIR]... -- COMMAND...: run COMMAND chrooted in ROOT, with
+# /proc, /sys, /dev and each DIR of the host bound at the same path, in a
+# mount namespace of its own so that nothing stays mounted afterwards.
+vb_in_root()
+{
+	local root=$1 dirs=()
+
+	shift
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		dirs+=("$1")
+		shift
+	done
+	shift
+	vb_as_root unshare --mount --propagation private /bin/sh -ec '
+		root=$1 n=$2
+		shift 2
+		mount -t proc proc "$root/proc"
+		mount -t sysfs sysfs "$root/sys"
+		mount --rbind /dev "$root/dev"
+		mount -t tmpfs tmpfs "$root/tmp"
+		while [ "$n" -gt 0 ]; do
+			mkdir -p "$root$1"
+			mount --bind "$1" "$root$1"
+			shift
+			n=$((n - 1))
+		done
+		exec chroot "$root" /usr/bin/env -i \
+			PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 "$@"
+	' sh "$root" "${#dirs[@]}" "${dirs[@]}" "$@"
+}
+
+# vb_sid_root_make SUITE DIR: debootstrap SUITE with VB_SID_PACKAGES into a
+# temporary directory and rename it to DIR, replacing an older DIR.
+vb_sid_root_make()
+{
+	local suite=$1 root=$2 mirror tmp old valid_until
+
+	vb_need_packages debootstrap
+	mirror=$(vb_debian_mirror)
+	vb_log "making a $suite root in $root (debootstrap; takes minutes)"
+	mkdir -p "$VB_CACHE"
+	tmp=$(mktemp -d "$root.new.XXXXXX")
+	vb_as_root debootstrap --variant=minbase --components=main \
+		"$suite" "$tmp" "$mirror" >&2 ||
+		{ tail -n 30 "$tmp/debootstrap/debootstrap.log" >&2 2>/dev/null; vb_as_root rm -rf "$tmp"; return 1; }
+	chmod 0755 "$tmp"
+	# Apt in the root trusts the mirror as the host's apt does: a mirror
+	# that is a snapshot serves Release files past their Valid-Until.
+	valid_until=$(apt-config dump Acquire::Check-Valid-Until | sed -n 's/^Acquire::Check-Valid-Until "\(.*\)";$/\1/p')
+	[ -z "$valid_until" ] ||
+		echo "Acquire::Check-Valid-Until \"$valid_until\";" >"$tmp/etc/apt/apt.conf.d/90vhost-blk-host"
+	# The VM runner boots the kernel with an initramfs of its own: the
+	# kernel's hooks need not make one (INITRD=No), and one made anyway
+	# goes.
+	vb_in_root "$tmp" -- /bin/sh -ec '
+		export DEBIAN_FRONTEND=noninteractive INITRD=No
+		apt-get -q update
+		apt-get -y -q --no-install-recommends install "$@"
+		apt-get clean
+		rm -f /boot/initrd.img-*
+	' sh "${VB_SID_PACKAGES[@]}" >&2 || { vb_as_root rm -rf "$tmp"; return 1; }
+	[ -n "$(vb_sid_kernel_version "$tmp")" ] ||
+		{ vb_as_root rm -rf "$tmp"; vb_die "no kernel with modules and headers in the new root"; }
+	touch "$tmp/.vhost-blk-complete"
+	# rename(2) cannot replace a non-empty directory: move the old one
+	# aside first, then drop it.
+	old=
+	if [ -e "$root" ]; then
+		old=$(mktemp -d "$root.old.XXXXXX")
+		mv -T "$root" "$old/root"
+	fi
+	mv -T "$tmp" "$root"
+	[ -z "$old" ] || vb_as_root rm -rf "$old"
+	vb_log "made $root with Linux $(vb_sid_kernel_version "$root")"
+}
+
+# vb_sid_kernel_version ROOT: the newest kernel of ROOT with modules and
+# headers.
+vb_sid_kernel_version()
+{
+	local image version
+
+	for image in "$1"/boot/vmlinuz-*; do
+		version=${image##*/vmlinuz-}
+		[ -e "$1/lib/modules/$version/modules.dep" ] &&
+			[ -e "$1/lib/modules/$version/build/Makefile" ] &&
+			echo "$version"
+	done | sort -V | tail -n 1
+}

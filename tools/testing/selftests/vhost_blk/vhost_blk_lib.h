@@ -29,6 +29,21 @@
 #ifndef VHOST_GET_FEATURES_ARRAY
 /* Not in older uapi headers; sizeof(struct vhost_features_array) == 8. */
 #define VHOST_GET_FEATURES_ARRAY _IOR(VHOST_VIRTIO, 0x83, __u64)
+#define VHOST_SET_FEATURES_ARRAY _IOW(VHOST_VIRTIO, 0x83, __u64)
+#endif
+#ifndef VHOST_NEW_WORKER
+/*
+ * Not in 6.1's uapi headers either; struct vhost_worker_state is 4 bytes,
+ * struct vhost_vring_worker 8.
+ */
+#define VHOST_NEW_WORKER	_IOR(VHOST_VIRTIO, 0x8, __u32)
+#define VHOST_FREE_WORKER	_IOW(VHOST_VIRTIO, 0x9, __u32)
+#define VHOST_ATTACH_VRING_WORKER _IOW(VHOST_VIRTIO, 0x15, __u64)
+#define VHOST_GET_VRING_WORKER	_IOWR(VHOST_VIRTIO, 0x16, __u64)
+#endif
+#ifndef VHOST_SET_FORK_FROM_OWNER
+#define VHOST_SET_FORK_FROM_OWNER _IOW(VHOST_VIRTIO, 0x84, __u8)
+#define VHOST_GET_FORK_FROM_OWNER _IOR(VHOST_VIRTIO, 0x85, __u8)
 #endif
 
 #define VB_DEV_PATH		"/dev/vhost-blk"
