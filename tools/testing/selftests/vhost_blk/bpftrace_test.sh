@@ -10,7 +10,7 @@ _require_root
 _require_module_loaded
 command -v bpftrace >/dev/null || _skip_all "bpftrace is not installed"
 # A kernel without BPF tracepoint programs (CONFIG_BPF_EVENTS) cannot run it.
-why=$(timeout -k 5 120 bpftrace -e 'tracepoint:sched:sched_switch { exit(); }' 2>&1 >/dev/null) ||
+why=$(timeout -k 5 600 bpftrace -e 'tracepoint:sched:sched_switch { exit(); }' 2>&1 >/dev/null) ||
 	_skip_all "bpftrace cannot attach on this kernel: ${why//$'\n'/ }"
 script=$(_bpftrace_script vhost-blk-latency.bt) ||
 	_skip_all "vhost-blk-latency.bt is neither here nor in \$VHOST_BLK_TOP/contrib/bpftrace"
@@ -24,9 +24,9 @@ __trace_io()
 {
 	local bt
 
-	timeout -k 10 120 bpftrace "$script" >"$out" 2>&1 &
+	timeout -k 10 900 bpftrace "$script" >"$out" 2>&1 &
 	bt=$!
-	_wait_for_text "$out" "Tracing" 600 "$bt" || {
+	_wait_for_text "$out" "Tracing" 6000 "$bt" || {
 		echo "# bpftrace did not start:"; sed 's/^/# /' "$out"
 		kill -9 "$bt"; return 1
 	}
