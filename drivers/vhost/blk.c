@@ -255,6 +255,8 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 	case VHOST_SET_VRING_KICK:
 	case VHOST_SET_VRING_CALL:
 	case VHOST_SET_VRING_ERR:
+	case VHOST_SET_VRING_BUSYLOOP_TIMEOUT:
+	case VHOST_GET_VRING_BUSYLOOP_TIMEOUT:
 		ret = vhost_blk_vring_ioctl(blk, ioctl, argp);
 		break;
 	default:

@@ -235,6 +235,21 @@ struct vhost_blk_vq {
 	unsigned int nr_readable;
 
 	struct vhost_blk_vq_stats stats;
+
+	/*
+	 * Busy polling (blk_worker.c).  @busyloop_timeout is the budget in
+	 * microseconds that VHOST_SET_VRING_BUSYLOOP_TIMEOUT sets, under
+	 * @mutex.  The rest belong to the worker that serves the queue and
+	 * are touched by nobody else: @poll_armed (notifications left
+	 * disabled, the worker polls until @poll_end, local_clock() ns),
+	 * @poll_ns (the adaptive window) and @idle_since (when the queue
+	 * last went to sleep with notifications on; 0: not since served).
+	 */
+	u32 busyloop_timeout;
+	bool poll_armed;
+	u64 poll_end;
+	u64 poll_ns;
+	u64 idle_since;
 };
 
 /*
@@ -253,6 +268,13 @@ struct vhost_blk {
 	u64 features;
 
 	unsigned long pending;		/* atomic bitops: VHOST_BLK_*_BIT */
+	/*
+	 * The worker runs or polls, and will look at @pending again before
+	 * it sleeps: wakers need not wake it.  Written by the worker only;
+	 * see vhost_blk_wake() for the barriers.
+	 */
+	bool worker_busy;
+	unsigned long poll_armed;	/* the worker's own: queues it polls */
 	wait_queue_head_t drain_wq;	/* inflight of a queue dropped to 0 */
 	struct vhost_blk_vq vqs[VHOST_BLK_MAX_QUEUES];
 };
@@ -325,8 +347,10 @@ long vhost_blk_vring_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 void vhost_blk_vq_init(struct vhost_blk_vq *vq);
 void vhost_blk_vq_cleanup(struct vhost_blk_vq *vq);
 
-/* blk_worker.c: the worker thread and kick polling. */
+/* blk_worker.c: the worker thread, kick polling and busy polling. */
 void vhost_blk_wake(struct vhost_blk *blk, unsigned int bit);
+bool vhost_blk_poll_arm(struct vhost_blk_vq *vq);
+u32 vhost_blk_poll_default_us(void);
 void vhost_blk_poll_start(struct vhost_blk_vq *vq);
 void vhost_blk_poll_stop(struct vhost_blk_vq *vq);
 long vhost_blk_set_owner(struct vhost_blk *blk);

@@ -835,6 +835,22 @@ long vhost_blk_vring_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 		if (ctx)
 			eventfd_ctx_put(ctx);
 		break;
+	case VHOST_SET_VRING_BUSYLOOP_TIMEOUT:
+		if (copy_from_user(&s, argp, sizeof(s)))
+			return -EFAULT;
+		if (s.num > VHOST_BLK_MAX_BUSYLOOP_US)
+			return -EINVAL;
+		/* The worker picks it up the next time the ring empties. */
+		mutex_lock(&vq->mutex);
+		vq->busyloop_timeout = s.num;
+		break;
+	case VHOST_GET_VRING_BUSYLOOP_TIMEOUT:
+		mutex_lock(&vq->mutex);
+		s.index = idx;
+		s.num = vq->busyloop_timeout;
+		if (copy_to_user(argp, &s, sizeof(s)))
+			ret = -EFAULT;
+		break;
 	default:
 		return -ENOIOCTLCMD;
 	}
@@ -879,6 +895,11 @@ void vhost_blk_vq_init(struct vhost_blk_vq *vq)
 	vq->nr_readable = 0;
 	memset(&vq->stats, 0, sizeof(vq->stats));
 	atomic64_set(&vq->stats.kicks, 0);
+	vq->busyloop_timeout = vhost_blk_poll_default_us();
+	vq->poll_armed = false;
+	vq->poll_end = 0;
+	vq->poll_ns = 0;
+	vq->idle_since = 0;
 }
 
 /**

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * vhost-blk core: the worker thread and kick polling.
+ * vhost-blk core: the worker thread, kick polling and busy polling.
  *
  * Owns the device's worker kthread, which runs in the owner's mm and
  * cgroups and serves every queue of the device, the pending bits that
@@ -11,23 +11,186 @@
 #include <linux/cgroup.h>
 #include <linux/kthread.h>
 #include <linux/mmu_context.h>
+#include <linux/moduleparam.h>
 #include <linux/rcupdate.h>
+#include <linux/sched/clock.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
 
 #include "blk.h"
 #include "blk_trace.h"
+
+/*
+ * The module-wide defaults of busy polling, which a VMM may override per
+ * queue with VHOST_SET_VRING_BUSYLOOP_TIMEOUT.  Off by default: polling
+ * buys latency with a CPU that spins while the guest is idle, a trade only
+ * the host's administrator can make.
+ */
+static unsigned int vhost_blk_poll_us;
+
+static int vhost_blk_poll_us_set(const char *val,
+				 const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 0, VHOST_BLK_MAX_BUSYLOOP_US);
+}
+
+static const struct kernel_param_ops vhost_blk_poll_us_ops = {
+	.set	= vhost_blk_poll_us_set,
+	.get	= param_get_uint,
+};
+
+module_param_cb(poll_us, &vhost_blk_poll_us_ops, &vhost_blk_poll_us, 0644);
+MODULE_PARM_DESC(poll_us,
+		 "Busy-poll budget of a new queue in microseconds, at most "
+		 __stringify(VHOST_BLK_MAX_BUSYLOOP_US) ". Default: 0 (off)");
+
+static bool vhost_blk_poll_adaptive;
+module_param_named(poll_adaptive, vhost_blk_poll_adaptive, bool, 0644);
+MODULE_PARM_DESC(poll_adaptive,
+		 "Adapt each queue's poll window between 0 and its budget to how soon work comes. Default: false");
+
+/*
+ * The adaptive window starts here, doubles while the work the queue slept
+ * for came within the budget, and halves when it did not: QEMU's
+ * AioContext does the same with poll-grow and poll-shrink.
+ */
+#define VHOST_BLK_POLL_START_NS	4000
+
+/**
+ * vhost_blk_poll_default_us() - the busy-poll budget of a new queue
+ *
+ * Return: the poll_us module parameter.
+ */
+u32 vhost_blk_poll_default_us(void)
+{
+	return READ_ONCE(vhost_blk_poll_us);
+}
 
 /**
  * vhost_blk_wake() - have the worker look at a queue
  * @blk: the device, which has a worker
  * @bit: VHOST_BLK_KICK_BIT() or VHOST_BLK_DONE_BIT() of the queue
  *
+ * A worker that runs or polls looks at @blk->pending again before it
+ * sleeps, so it is woken only when it may be asleep: that saves a wake-up
+ * per completed bio under load.
+ *
  * Context: any.
  */
 void vhost_blk_wake(struct vhost_blk *blk, unsigned int bit)
 {
 	set_bit(bit, &blk->pending);
-	wake_up_process(blk->worker);
+	/*
+	 * Pairs with the smp_mb() between clearing worker_busy and reading
+	 * pending in vhost_blk_worker(): one of us sees the other's store.
+	 */
+	smp_mb__after_atomic();
+	if (!READ_ONCE(blk->worker_busy))
+		wake_up_process(blk->worker);
+}
+
+/**
+ * vhost_blk_poll_arm() - keep a queue's notifications off and poll it
+ * @vq: the queue, whose avail ring just ran empty
+ *
+ * Called by the device's handler instead of re-enabling notifications.
+ * The worker then polls @vq's avail ring and its completions until the
+ * window ends, and re-enables the notifications itself.
+ *
+ * Context: the worker, with @vq->mutex held.
+ * Return: true if the worker polls @vq; false if the handler is to
+ * re-enable its notifications now.
+ */
+bool vhost_blk_poll_arm(struct vhost_blk_vq *vq)
+{
+	u64 budget = (u64)vq->busyloop_timeout * NSEC_PER_USEC;
+	u64 window = budget;
+
+	lockdep_assert_held(&vq->mutex);
+	if (READ_ONCE(vhost_blk_poll_adaptive)) {
+		window = min(vq->poll_ns, budget);
+		if (!window && budget)
+			vq->idle_since = local_clock();
+	}
+	if (!window)
+		return false;
+	vq->poll_armed = true;
+	vq->poll_end = local_clock() + window;
+	__set_bit(vq->index, &vq->blk->poll_armed);
+	return true;
+}
+
+/*
+ * Adaptive polling: @vq slept since @vq->idle_since.  Had a window that
+ * long caught its work, grow the window; if not, shrink it.
+ */
+static void vhost_blk_poll_adapt(struct vhost_blk_vq *vq)
+{
+	u64 budget = (u64)READ_ONCE(vq->busyloop_timeout) * NSEC_PER_USEC;
+	u64 slept = local_clock() - vq->idle_since;
+
+	vq->idle_since = 0;
+	if (!budget)
+		vq->poll_ns = 0;
+	else if (slept <= budget)
+		vq->poll_ns = clamp_t(u64, vq->poll_ns * 2,
+				      VHOST_BLK_POLL_START_NS, budget);
+	else
+		vq->poll_ns /= 2;
+}
+
+/* Stop polling @vq: notifications on, and a last look at the ring. */
+static void vhost_blk_poll_disarm(struct vhost_blk_vq *vq)
+{
+	lockdep_assert_held(&vq->mutex);
+	vq->poll_armed = false;
+	__clear_bit(vq->index, &vq->blk->poll_armed);
+	/* A stopped queue's ring is not ours; a restart notifies again. */
+	if (!vhost_blk_vq_running(vq))
+		return;
+	if (vhost_blk_enable_notify(vq))
+		set_bit(VHOST_BLK_KICK_BIT(vq->index), &vq->blk->pending);
+	else if (READ_ONCE(vhost_blk_poll_adaptive))
+		vq->idle_since = local_clock();
+}
+
+/* Look once at a polled queue: new buffers, or the end of its window. */
+static void vhost_blk_poll_vq(struct vhost_blk_vq *vq, bool stop)
+{
+	__virtio16 idx;
+
+	/* An ioctl holds the lock: it wakes the worker when it is done. */
+	if (!mutex_trylock(&vq->mutex))
+		return;
+	if (stop || !vhost_blk_vq_running(vq) || !vq->busyloop_timeout ||
+	    local_clock() >= vq->poll_end || get_user(idx, &vq->avail->idx))
+		vhost_blk_poll_disarm(vq);
+	else if (vhost_blk16_to_cpu(vq, idx) != vq->avail_idx)
+		set_bit(VHOST_BLK_KICK_BIT(vq->index), &vq->blk->pending);
+	mutex_unlock(&vq->mutex);
+}
+
+/*
+ * Busy-poll the armed queues of @blk: their avail rings, and their
+ * completions through @blk->pending, which vhost_blk_req_put() sets.  Ends
+ * when there is work, when every window has ended, or when the CPU is
+ * wanted elsewhere or the worker must stop.  The time is the worker's,
+ * charged to the owner's cgroups like the rest of its work.
+ */
+static void vhost_blk_busy_poll(struct vhost_blk *blk)
+{
+	while (blk->poll_armed && !READ_ONCE(blk->pending)) {
+		bool stop = need_resched() || signal_pending(current) ||
+			    kthread_should_stop();
+		unsigned long armed = blk->poll_armed;
+		unsigned int i;
+
+		for_each_set_bit(i, &armed, VHOST_BLK_MAX_QUEUES)
+			vhost_blk_poll_vq(&blk->vqs[i], stop);
+		if (stop)
+			break;
+		cpu_relax();
+	}
 }
 
 static int vhost_blk_worker(void *data)
@@ -44,18 +207,31 @@ static int vhost_blk_worker(void *data)
 			__set_current_state(TASK_RUNNING);
 			break;
 		}
+		WRITE_ONCE(blk->worker_busy, false);
+		/* Pairs with smp_mb__after_atomic() in vhost_blk_wake(). */
+		smp_mb();
 		pending = xchg(&blk->pending, 0);
 		if (!pending) {
 			schedule();
 			continue;
 		}
 		__set_current_state(TASK_RUNNING);
-		for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
-			if (pending & (BIT(VHOST_BLK_KICK_BIT(i)) |
-				       BIT(VHOST_BLK_DONE_BIT(i))))
-				blk->vqs[i].handle_kick(&blk->vqs[i]);
+		WRITE_ONCE(blk->worker_busy, true);
+		for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+			struct vhost_blk_vq *vq = &blk->vqs[i];
+
+			if (!(pending & (BIT(VHOST_BLK_KICK_BIT(i)) |
+					 BIT(VHOST_BLK_DONE_BIT(i)))))
+				continue;
+			if (vq->idle_since)
+				vhost_blk_poll_adapt(vq);
+			vq->handle_kick(vq);
+		}
 		cond_resched();
+		vhost_blk_busy_poll(blk);
 	}
+	/* Queues still armed were stopped: their rings are not ours now. */
+	blk->poll_armed = 0;
 	kthread_unuse_mm(blk->mm);
 	return 0;
 }

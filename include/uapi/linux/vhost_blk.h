@@ -22,6 +22,11 @@
 #define VHOST_BLK_MAX_REQUEST_BYTES	(8U << 20)
 /* Most segments in one discard or write-zeroes request. */
 #define VHOST_BLK_MAX_DISCARD_SEG	16
+/*
+ * Largest busy-poll budget VHOST_SET_VRING_BUSYLOOP_TIMEOUT accepts, in
+ * microseconds; larger values fail with EINVAL.
+ */
+#define VHOST_BLK_MAX_BUSYLOOP_US	100000
 
 /*
  * Attach (or, with fd == -1, detach) the backend serving every virtqueue
