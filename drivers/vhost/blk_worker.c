@@ -18,6 +18,7 @@
 #include <linux/sched/clock.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/stat.h>
 
 #include "blk.h"
 #include "blk_trace.h"
@@ -190,14 +191,16 @@ static void vhost_blk_poll_vq(struct vhost_blk_worker *w,
  * Busy-poll the armed queues of @w: their avail rings, and their
  * completions through @w->pending, which vhost_blk_req_put() sets.  Ends
  * when there is work, when every window has ended, or when the CPU is
- * wanted elsewhere or the worker must stop.  The time is the worker's,
+ * wanted elsewhere (need_resched(), or another task runnable here, as
+ * KVM's halt polling checks) or the worker must stop.  The time is the worker's,
  * charged to the owner's cgroups like the rest of its work.
  */
 static void vhost_blk_busy_poll(struct vhost_blk_worker *w)
 {
 	while (w->poll_armed && !READ_ONCE(w->pending)) {
-		bool stop = need_resched() || signal_pending(current) ||
-			    kthread_should_stop();
+		/* Another task waiting for this CPU may be the guest itself. */
+		bool stop = need_resched() || !single_task_running() ||
+			    signal_pending(current) || kthread_should_stop();
 		unsigned long armed = w->poll_armed;
 		unsigned int i;
 
