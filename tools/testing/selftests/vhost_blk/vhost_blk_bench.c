@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vhost_blk_bench [-q QUEUES] [-p POLL_US] [-s] [-k] [-d] BACKEND
+ * vhost_blk_bench [-q QUEUES] [-w] [-p POLL_US] [-s] [-k] [-d] BACKEND
  *                 [SECONDS [QD [BS [rw]]]]
  *
  * Drive QUEUES queues of a vhost-blk device from user space, the way a
@@ -8,21 +8,24 @@
  * BS-byte reads (or writes, "write") of BACKEND in flight for SECONDS,
  * and print one line:
  *
- *   iops=N queues=Q qd=QD bs=BS rw=read|write poll_us=P seconds=S
+ *   iops=N queues=Q workers=W qd=QD bs=BS rw=read|write poll_us=P seconds=S
  *   requests=N errors=N kicks=N worker_cpu_s=C cpu_s_per_mreq=M
  *
- * -p sets VHOST_SET_VRING_BUSYLOOP_TIMEOUT on every queue (default: leave
+ * -w gives every queue a worker of its own (VHOST_NEW_WORKER and
+ * VHOST_ATTACH_VRING_WORKER); by default the device's one worker serves
+ * them all.  -p sets VHOST_SET_VRING_BUSYLOOP_TIMEOUT on every queue (default: leave
  * the module's poll_us).  Kicks honour the device's avail event
  * (EVENT_IDX), as a guest's do; -k kicks after every batch instead.  -s
  * spins on the used ring instead of sleeping on the call eventfd, as a
  * guest's poll queue would.  -d opens BACKEND with O_DIRECT (a file's
- * requests then go to the backend asynchronously).  worker_cpu_s is the worker thread's user +
- * system time over the run (from /proc), and cpu_s_per_mreq that per
- * million requests.
+ * requests then go to the backend asynchronously).  worker_cpu_s is the
+ * user + system time of the device's worker threads over the run (from
+ * /proc), and cpu_s_per_mreq that per million requests.
  *
  * Not a test: a measuring tool whose numbers only mean something as a
  * ratio against another run on the same machine in the same boot.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -139,36 +142,45 @@ static void *run(void *arg)
 	return NULL;
 }
 
-/* The worker's pid from fdinfo, and its utime + stime in seconds. */
-static double worker_cpu(int fd)
+/* User + system seconds of our workers: threads named vhost-blk-<pid>. */
+static double worker_cpu(void)
 {
-	char path[64], buf[4096], *p;
-	unsigned long ut, st;
-	int pid = 0, i;
+	char name[32], path[300], buf[1024], *p;
+	unsigned long ut, st, ticks = 0;
+	struct dirent *e;
+	DIR *d;
+	int i;
 
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	if (vb_read_text(path, buf, sizeof(buf)) <= 0)
+	snprintf(name, sizeof(name), "(vhost-blk-%d", getpid());
+	name[16] = 0;	/* "(" + TASK_COMM_LEN - 1 */
+	d = opendir("/proc");
+	if (!d)
 		return 0;
-	p = strstr(buf, "worker_pid:");
-	if (!p)
-		return 0;
-	pid = atoi(p + strlen("worker_pid:"));
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (!pid || vb_read_text(path, buf, sizeof(buf)) <= 0)
-		return 0;
-	p = strrchr(buf, ')');
-	/* after ")": state(3) ... utime(14) stime(15) */
-	for (i = 0; i < 11 && p; i++)
-		p = strchr(p + 1, ' ');
-	if (!p || sscanf(p + 1, "%lu %lu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / sysconf(_SC_CLK_TCK);
+	while ((e = readdir(d))) {
+		if (atoi(e->d_name) <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		if (vb_read_text(path, buf, sizeof(buf)) <= 0)
+			continue;
+		p = strchr(buf, '(');
+		if (!p || strncmp(p, name, strlen(name)) ||
+		    p[strlen(name)] != ')')
+			continue;
+		p = strrchr(buf, ')');
+		/* after ")": state(3) ... utime(14) stime(15) */
+		for (i = 0; i < 12 && p; i++)
+			p = strchr(p + 1, ' ');
+		if (p && sscanf(p + 1, "%lu %lu", &ut, &st) == 2)
+			ticks += ut + st;
+	}
+	closedir(d);
+	return (double)ticks / sysconf(_SC_CLK_TCK);
 }
 
-static void usage(const char *argv0)
+static void print_help(const char *argv0)
 {
-	fprintf(stderr,
-		"usage: %s [-q QUEUES<=%u] [-p POLL_US] [-s] [-k] [-d] BACKEND [SECONDS [QD<=%u [BS [read|write]]]]\n",
+	fprintf(stderr, "usage: %s [-q QUEUES<=%u] [-w] [-p POLL_US] [-s] [-k] [-d]\n"
+		"\tBACKEND [SECONDS [QD<=%u [BS [read|write]]]]\n",
 		argv0, VHOST_BLK_MAX_QUEUES, NUM);
 }
 
@@ -178,16 +190,19 @@ int main(int argc, char **argv)
 	struct vb_opts o = { .num = NUM };
 	unsigned long long done = 0, errors = 0, kicks = 0;
 	unsigned int nq = 1, qd, bs, i;
-	bool spin = false, always_kick = false, write;
+	bool spin = false, always_kick = false, per_queue = false, write;
 	double seconds, start, end, cpu;
 	int poll_us = -1, oflags = O_RDWR | O_CLOEXEC, fd, ret, c;
 	uint64_t blocks;
 	struct vb_dev d;
 
-	while ((c = getopt(argc, argv, "q:p:skd")) != -1) {
+	while ((c = getopt(argc, argv, "q:wp:skd")) != -1) {
 		switch (c) {
 		case 'q':
 			nq = atoi(optarg);
+			break;
+		case 'w':
+			per_queue = true;
 			break;
 		case 'p':
 			poll_us = atoi(optarg);
@@ -202,7 +217,7 @@ int main(int argc, char **argv)
 			oflags |= O_DIRECT;
 			break;
 		default:
-			usage(argv[0]);
+			print_help(argv[0]);
 			return 2;
 		}
 	}
@@ -214,7 +229,7 @@ int main(int argc, char **argv)
 	write = argc > 5 && !strcmp(argv[5], "write");
 	if (argc < 2 || !qd || qd > NUM || !bs || bs % VB_SECTOR || !nq ||
 	    nq > VHOST_BLK_MAX_QUEUES) {
-		usage(argv[-optind + 1]);
+		print_help(argv[-optind + 1]);
 		return 2;
 	}
 	fd = open(argv[1], oflags);
@@ -234,6 +249,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "device setup: %s\n", strerror(-ret));
 		return 1;
 	}
+	for (i = 1; i < nq && per_queue; i++) {
+		struct vhost_worker_state ws = { 0 };
+		struct vhost_vring_worker vw = { .index = i };
+
+		if (ioctl(d.fd, VHOST_NEW_WORKER, &ws)) {
+			perror("VHOST_NEW_WORKER");
+			return 1;
+		}
+		vw.worker_id = ws.worker_id;
+		if (ioctl(d.fd, VHOST_ATTACH_VRING_WORKER, &vw)) {
+			perror("VHOST_ATTACH_VRING_WORKER");
+			return 1;
+		}
+	}
 	for (i = 0; i < nq && poll_us >= 0; i++) {
 		struct vhost_vring_state s = { .index = i, .num = poll_us };
 
@@ -249,7 +278,7 @@ int main(int argc, char **argv)
 			poll_us = s.num;
 	}
 
-	cpu = worker_cpu(d.fd);
+	cpu = worker_cpu();
 	start = now();
 	for (i = 0; i < nq; i++) {
 		struct job *j = &jobs[i];
@@ -279,11 +308,14 @@ int main(int argc, char **argv)
 		kicks += jobs[i].kicks;
 	}
 	end = now();
-	cpu = worker_cpu(d.fd) - cpu;
-	printf("iops=%.0f queues=%u qd=%u bs=%u rw=%s poll_us=%d seconds=%.2f requests=%llu errors=%llu kicks=%llu worker_cpu_s=%.2f cpu_s_per_mreq=%.1f\n",
-	       done / (end - start), nq, qd, bs, write ? "write" : "read",
-	       poll_us, end - start, done, errors, kicks, cpu,
-	       done ? cpu * 1e6 / done : 0);
+	cpu = worker_cpu() - cpu;
+	printf("iops=%.0f queues=%u workers=%u qd=%u bs=%u rw=%s poll_us=%d ",
+	       done / (end - start), nq, per_queue ? nq : 1, qd, bs,
+	       write ? "write" : "read", poll_us);
+	printf("seconds=%.2f requests=%llu errors=%llu kicks=%llu ",
+	       end - start, done, errors, kicks);
+	printf("worker_cpu_s=%.2f cpu_s_per_mreq=%.1f\n",
+	       cpu, done ? cpu * 1e6 / done : 0);
 	vb_dev_teardown(&d);
 	return errors ? 1 : 0;
 }
