@@ -843,7 +843,7 @@ long vhost_blk_vring_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 			return -EINVAL;
 		/* The worker picks it up the next time the ring empties. */
 		mutex_lock(&vq->mutex);
-		vq->busyloop_timeout = s.num;
+		WRITE_ONCE(vq->busyloop_timeout, s.num);
 		break;
 	case VHOST_ATTACH_VRING_WORKER:
 		if (copy_from_user(&w, argp, sizeof(w)))
