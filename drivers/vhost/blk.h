@@ -5,8 +5,8 @@
  *
  * The driver is one module in two layers.  The core implements the vhost
  * uapi of <linux/vhost.h>: the memory table and the split rings
- * (blk_vq.c), the worker thread and kick polling (blk_worker.c).  The
- * virtio-blk device sits on top: the request path (blk_req.c), the block
+ * (blk_vq.c), the worker threads, kick and busy polling (blk_worker.c).
+ * The virtio-blk device sits on top: the request path (blk_req.c), the block
  * device and file backends (blk_bdev.c, blk_file.c), and the device's
  * ioctls, misc device and module glue (blk.c).  Device code calls the core;
  * the core calls the device only through vhost_blk_vq.handle_kick.

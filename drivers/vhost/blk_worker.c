@@ -192,8 +192,8 @@ static void vhost_blk_poll_vq(struct vhost_blk_worker *w,
  * completions through @w->pending, which vhost_blk_req_put() sets.  Ends
  * when there is work, when every window has ended, or when the CPU is
  * wanted elsewhere (need_resched(), or another task runnable here, as
- * KVM's halt polling checks) or the worker must stop.  The time is the worker's,
- * charged to the owner's cgroups like the rest of its work.
+ * KVM's halt polling checks) or the worker must stop.  The time is the
+ * worker's, charged to the owner's cgroups like the rest of its work.
  */
 static void vhost_blk_busy_poll(struct vhost_blk_worker *w)
 {
