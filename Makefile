@@ -90,8 +90,12 @@ check-e2e:
 demo:
 	@$(TOOLS)/demo $(VM_KERNEL)
 
+# The micro benchmark in one VM boot; BENCH_ARGS=--quick for a short run.
+bench: module selftests
+	@$(TOOLS)/bench $(VM_KERNEL) $(BENCH_ARGS)
+
 clean:
 	$(MAKE) $(KBUILD_ARGS) clean
 	rm -rf $(BUILD)
 
-.PHONY: all module install uninstall version deb sparse selftests check check-quick check-debug check-e2e demo clean
+.PHONY: all module install uninstall version deb sparse selftests check check-quick check-debug check-e2e demo bench clean

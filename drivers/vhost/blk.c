@@ -86,7 +86,7 @@ static void vhost_blk_switch_backend(struct vhost_blk *blk,
 	vhost_blk_backend_put(old);
 	if (be)
 		trace_vhost_blk_backend(blk, be, true);
-	if (be && blk->worker)
+	if (be && blk->mm)
 		for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
 			vhost_blk_wake(blk, VHOST_BLK_KICK_BIT(i));
 }
@@ -189,7 +189,6 @@ static void vhost_blk_reset(struct vhost_blk *blk)
 	kvfree(blk->mem);
 	blk->mem = NULL;
 	blk->features = 0;
-	blk->pending = 0;
 	if (blk->mm) {
 		mmput(blk->mm);
 		blk->mm = NULL;
@@ -248,6 +247,10 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 	case VHOST_BLK_SET_SERIAL:
 		ret = vhost_blk_set_serial(blk, argp);
 		break;
+	case VHOST_NEW_WORKER:
+	case VHOST_FREE_WORKER:
+		ret = vhost_blk_worker_ioctl(blk, ioctl, argp);
+		break;
 	case VHOST_SET_VRING_NUM:
 	case VHOST_SET_VRING_BASE:
 	case VHOST_GET_VRING_BASE:
@@ -255,6 +258,10 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 	case VHOST_SET_VRING_KICK:
 	case VHOST_SET_VRING_CALL:
 	case VHOST_SET_VRING_ERR:
+	case VHOST_SET_VRING_BUSYLOOP_TIMEOUT:
+	case VHOST_GET_VRING_BUSYLOOP_TIMEOUT:
+	case VHOST_ATTACH_VRING_WORKER:
+	case VHOST_GET_VRING_WORKER:
 		ret = vhost_blk_vring_ioctl(blk, ioctl, argp);
 		break;
 	default:
@@ -322,8 +329,7 @@ static void vhost_blk_show_device(struct seq_file *m, struct vhost_blk *blk)
 
 	lockdep_assert_held(&blk->mutex);
 	seq_printf(m, "owner_pid:\t%d\n", blk->mm ? blk->owner_tgid : 0);
-	seq_printf(m, "worker_pid:\t%d\n",
-		   blk->worker ? task_pid_nr(blk->worker) : 0);
+	seq_printf(m, "worker_pid:\t%d\n", vhost_blk_worker_pid(blk));
 	seq_printf(m, "features:\t%#llx\n", blk->features);
 	seq_printf(m, "mem_regions:\t%u\n", blk->mem ? blk->mem->nregions : 0);
 	if (!be) {

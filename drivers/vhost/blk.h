@@ -5,8 +5,8 @@
  *
  * The driver is one module in two layers.  The core implements the vhost
  * uapi of <linux/vhost.h>: the memory table and the split rings
- * (blk_vq.c), the worker thread and kick polling (blk_worker.c).  The
- * virtio-blk device sits on top: the request path (blk_req.c), the block
+ * (blk_vq.c), the worker threads, kick and busy polling (blk_worker.c).
+ * The virtio-blk device sits on top: the request path (blk_req.c), the block
  * device and file backends (blk_bdev.c, blk_file.c), and the device's
  * ioctls, misc device and module glue (blk.c).  Device code calls the core;
  * the core calls the device only through vhost_blk_vq.handle_kick.
@@ -19,7 +19,11 @@
  *   holder of vhost_blk.mutex takes more than one queue mutex at a time
  *   (vhost_blk_lock_vqs());
  * - completions reach the worker through the lock-free vhost_blk_vq.done
- *   list and vhost_blk.pending, from any context;
+ *   list and vhost_blk_worker.pending, from any context;
+ * - a queue moves to another worker under vhost_blk.mutex and its own
+ *   mutex (vhost_blk_attach_worker()); wakers find its worker with
+ *   READ_ONCE() under RCU, and a worker is freed, detached from every
+ *   queue, only after synchronize_rcu();
  * - a backend is immutable once attached and outlives every request that
  *   points to it: the device drains every queue before it drops one.
  */
@@ -81,7 +85,10 @@
 #define VHOST_BLK_SECTOR_SHIFT	9
 #define VHOST_BLK_SECTOR_SIZE	BIT(VHOST_BLK_SECTOR_SHIFT)
 
-/* Bits of vhost_blk.pending: a queue was kicked, or has completions. */
+/* Workers one device may have: enough for a worker per queue. */
+#define VHOST_BLK_MAX_WORKERS	VHOST_BLK_MAX_QUEUES
+
+/* Bits of vhost_blk_worker.pending: a queue was kicked, or has completions. */
 #define VHOST_BLK_KICK_BIT(i)	(i)
 #define VHOST_BLK_DONE_BIT(i)	(VHOST_BLK_MAX_QUEUES + (i))
 
@@ -116,6 +123,30 @@ struct vhost_blk_seg {
 };
 
 struct vhost_blk_vq;
+struct vhost_blk;
+
+/*
+ * A worker kthread: VHOST_SET_OWNER creates worker 0 and attaches every
+ * queue to it, VHOST_NEW_WORKER more, VHOST_ATTACH_VRING_WORKER moves a
+ * queue to another, VHOST_FREE_WORKER frees one that serves no queue.  It
+ * runs in the owner's mm and in the cgroups of the caller that created it.
+ * @id and @task are immutable; @attached is under vhost_blk.mutex; the
+ * rest are the worker's own but for @pending, which anyone sets.
+ */
+struct vhost_blk_worker {
+	struct vhost_blk *blk;
+	struct task_struct *task;
+	unsigned int id;		/* index in vhost_blk.workers */
+	unsigned int attached;		/* queues whose worker this is */
+	unsigned long pending;		/* atomic bitops: VHOST_BLK_*_BIT */
+	/*
+	 * The worker runs or polls, and will look at @pending again before
+	 * it sleeps: wakers need not wake it.  See vhost_blk_wake() for the
+	 * barriers.
+	 */
+	bool busy;
+	unsigned long poll_armed;	/* queues it busy-polls */
+};
 
 /*
  * A request lives from the moment the worker takes its head from the avail
@@ -235,6 +266,30 @@ struct vhost_blk_vq {
 	unsigned int nr_readable;
 
 	struct vhost_blk_vq_stats stats;
+
+	/*
+	 * The worker that serves the queue.  Written under vhost_blk.mutex
+	 * and @mutex; read with READ_ONCE() by wakers in any context, which
+	 * hold the RCU read lock (or vhost_blk.mutex): a worker is freed only
+	 * after synchronize_rcu().  A worker still running the handler of a
+	 * queue that just moved away is harmless: the handler takes @mutex.
+	 */
+	struct vhost_blk_worker *worker;
+
+	/*
+	 * Busy polling (blk_worker.c).  @busyloop_timeout is the budget in
+	 * microseconds that VHOST_SET_VRING_BUSYLOOP_TIMEOUT sets, under
+	 * @mutex.  The rest belong to the worker that serves the queue and
+	 * are touched by it alone, under @mutex but for @idle_since:
+	 * @poll_end (armed in its poll_armed, notifications left disabled,
+	 * it polls until then, local_clock() ns), @poll_ns (the adaptive
+	 * window) and @idle_since (when the queue last went to sleep with
+	 * notifications on; 0: not since served).
+	 */
+	u32 busyloop_timeout;
+	u64 poll_end;
+	u64 poll_ns;
+	u64 idle_since;
 };
 
 /*
@@ -247,12 +302,11 @@ struct vhost_blk {
 	struct mutex mutex;		/* see above */
 	struct mm_struct *mm;		/* the owner's, with a user reference */
 	pid_t owner_tgid;		/* the owner's, for fdinfo */
-	struct task_struct *worker;
+	struct vhost_blk_worker *workers[VHOST_BLK_MAX_WORKERS];
 	struct vhost_blk_backend *be;
 	struct vhost_blk_mem *mem;	/* also under every vq->mutex */
 	u64 features;
 
-	unsigned long pending;		/* atomic bitops: VHOST_BLK_*_BIT */
 	wait_queue_head_t drain_wq;	/* inflight of a queue dropped to 0 */
 	struct vhost_blk_vq vqs[VHOST_BLK_MAX_QUEUES];
 };
@@ -325,12 +379,18 @@ long vhost_blk_vring_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 void vhost_blk_vq_init(struct vhost_blk_vq *vq);
 void vhost_blk_vq_cleanup(struct vhost_blk_vq *vq);
 
-/* blk_worker.c: the worker thread and kick polling. */
+/* blk_worker.c: the worker thread, kick polling and busy polling. */
 void vhost_blk_wake(struct vhost_blk *blk, unsigned int bit);
+bool vhost_blk_poll_arm(struct vhost_blk_vq *vq);
+u32 vhost_blk_poll_default_us(void);
 void vhost_blk_poll_start(struct vhost_blk_vq *vq);
 void vhost_blk_poll_stop(struct vhost_blk_vq *vq);
 long vhost_blk_set_owner(struct vhost_blk *blk);
 void vhost_blk_worker_stop(struct vhost_blk *blk);
+pid_t vhost_blk_worker_pid(struct vhost_blk *blk);
+long vhost_blk_worker_ioctl(struct vhost_blk *blk, unsigned int ioctl,
+			    void __user *argp);
+long vhost_blk_attach_worker(struct vhost_blk_vq *vq, unsigned int id);
 
 /* blk_req.c: the request path. */
 extern struct workqueue_struct *vhost_blk_wq;

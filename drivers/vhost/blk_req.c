@@ -514,6 +514,9 @@ void vhost_blk_handle_vq(struct vhost_blk_vq *vq)
 	while (vq->inflight < vq->num && !vq->broken) {
 		head = vhost_blk_next_head(vq);
 		if (head == -EAGAIN) {
+			/* Polling: the worker re-enables notifications. */
+			if (vhost_blk_poll_arm(vq))
+				break;
 			if (unlikely(vhost_blk_enable_notify(vq))) {
 				vhost_blk_disable_notify(vq);
 				continue;
@@ -526,8 +529,7 @@ void vhost_blk_handle_vq(struct vhost_blk_vq *vq)
 		vhost_blk_handle_req(vq, head);
 		if (++count >= VHOST_BLK_WEIGHT) {
 			/* Let the other queues in; come back to this one. */
-			set_bit(VHOST_BLK_KICK_BIT(vq->index),
-				&vq->blk->pending);
+			vhost_blk_wake(vq->blk, VHOST_BLK_KICK_BIT(vq->index));
 			break;
 		}
 	}

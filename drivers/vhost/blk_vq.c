@@ -577,7 +577,7 @@ void vhost_blk_unlock_vqs(struct vhost_blk *blk)
 void vhost_blk_vq_drain(struct vhost_blk_vq *vq)
 {
 	lockdep_assert_held(&vq->blk->mutex);
-	if (vq->blk->worker)
+	if (READ_ONCE(vq->worker))
 		wait_event(vq->blk->drain_wq, !READ_ONCE(vq->inflight));
 }
 
@@ -678,7 +678,7 @@ long vhost_blk_set_mem_table(struct vhost_blk *blk,
 		blk->vqs[i].mem = mem;
 	vhost_blk_unlock_vqs(blk);
 	kvfree(old);
-	for (i = 0; blk->worker && i < VHOST_BLK_MAX_QUEUES; i++)
+	for (i = 0; blk->mm && i < VHOST_BLK_MAX_QUEUES; i++)
 		vhost_blk_wake(blk, VHOST_BLK_KICK_BIT(i));
 	return 0;
 
@@ -710,6 +710,7 @@ long vhost_blk_vring_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 {
 	struct vhost_vring_state s;
 	struct vhost_vring_addr a;
+	struct vhost_vring_worker w;
 	struct vhost_vring_file f;
 	struct vhost_blk_vq *vq;
 	struct eventfd_ctx *ctx;
@@ -835,6 +836,35 @@ long vhost_blk_vring_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 		if (ctx)
 			eventfd_ctx_put(ctx);
 		break;
+	case VHOST_SET_VRING_BUSYLOOP_TIMEOUT:
+		if (copy_from_user(&s, argp, sizeof(s)))
+			return -EFAULT;
+		if (s.num > VHOST_BLK_MAX_BUSYLOOP_US)
+			return -EINVAL;
+		/* The worker picks it up the next time the ring empties. */
+		mutex_lock(&vq->mutex);
+		WRITE_ONCE(vq->busyloop_timeout, s.num);
+		break;
+	case VHOST_ATTACH_VRING_WORKER:
+		if (copy_from_user(&w, argp, sizeof(w)))
+			return -EFAULT;
+		return vhost_blk_attach_worker(vq, w.worker_id);
+	case VHOST_GET_VRING_WORKER:
+		mutex_lock(&vq->mutex);
+		w.index = idx;
+		w.worker_id = vq->worker ? vq->worker->id : 0;
+		if (!vq->worker)
+			ret = -EINVAL;
+		else if (copy_to_user(argp, &w, sizeof(w)))
+			ret = -EFAULT;
+		break;
+	case VHOST_GET_VRING_BUSYLOOP_TIMEOUT:
+		mutex_lock(&vq->mutex);
+		s.index = idx;
+		s.num = vq->busyloop_timeout;
+		if (copy_to_user(argp, &s, sizeof(s)))
+			ret = -EFAULT;
+		break;
 	default:
 		return -ENOIOCTLCMD;
 	}
@@ -879,6 +909,11 @@ void vhost_blk_vq_init(struct vhost_blk_vq *vq)
 	vq->nr_readable = 0;
 	memset(&vq->stats, 0, sizeof(vq->stats));
 	atomic64_set(&vq->stats.kicks, 0);
+	vq->worker = NULL;
+	vq->busyloop_timeout = vhost_blk_poll_default_us();
+	vq->poll_end = 0;
+	vq->poll_ns = 0;
+	vq->idle_since = 0;
 }
 
 /**

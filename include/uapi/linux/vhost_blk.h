@@ -22,6 +22,42 @@
 #define VHOST_BLK_MAX_REQUEST_BYTES	(8U << 20)
 /* Most segments in one discard or write-zeroes request. */
 #define VHOST_BLK_MAX_DISCARD_SEG	16
+/*
+ * Largest busy-poll budget VHOST_SET_VRING_BUSYLOOP_TIMEOUT accepts, in
+ * microseconds; larger values fail with EINVAL.
+ */
+#define VHOST_BLK_MAX_BUSYLOOP_US	100000
+
+/*
+ * Several workers per device: the multi-worker uapi of Linux 6.5, for the
+ * older <linux/vhost.h> of a distribution.  Numbers and layouts are
+ * upstream's.
+ */
+#ifndef VHOST_NEW_WORKER
+struct vhost_worker_state {
+	/*
+	 * VHOST_NEW_WORKER: out, the new worker's id.  VHOST_FREE_WORKER:
+	 * in, the id of the worker to free.
+	 */
+	unsigned int worker_id;
+};
+
+struct vhost_vring_worker {
+	unsigned int index;		/* vring index */
+	unsigned int worker_id;		/* from VHOST_NEW_WORKER */
+};
+
+/* Create a worker in the caller's cgroups and the owner's mm. */
+#define VHOST_NEW_WORKER _IOR(VHOST_VIRTIO, 0x8, struct vhost_worker_state)
+/* Free a worker no virtqueue is attached to. */
+#define VHOST_FREE_WORKER _IOW(VHOST_VIRTIO, 0x9, struct vhost_worker_state)
+/* Make a worker serve a virtqueue, replacing its current one. */
+#define VHOST_ATTACH_VRING_WORKER _IOW(VHOST_VIRTIO, 0x15,		\
+				       struct vhost_vring_worker)
+/* Return the id of a virtqueue's worker. */
+#define VHOST_GET_VRING_WORKER _IOWR(VHOST_VIRTIO, 0x16,		\
+				     struct vhost_vring_worker)
+#endif
 
 /*
  * Attach (or, with fd == -1, detach) the backend serving every virtqueue
