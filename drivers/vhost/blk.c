@@ -117,6 +117,13 @@ static long vhost_blk_set_backend(struct vhost_blk *blk,
 	    !(S_ISREG(inode->i_mode) && file->f_op->read_iter &&
 	      file->f_op->write_iter))
 		goto err_fput;
+	/*
+	 * generic_write_checks() would move every guest write of an
+	 * O_APPEND file to its end; refuse it for a block device too, so
+	 * that the rule is one rule.
+	 */
+	if (file->f_flags & O_APPEND)
+		goto err_fput;
 
 	ret = -ENOMEM;
 	be = kzalloc(sizeof(*be), GFP_KERNEL_ACCOUNT);
