@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vhost-blk hardening: what the VMM may attach.  Backends the module must
- * refuse (O_APPEND).
+ * vhost-blk hardening: what reaches the block layer and what the VMM may
+ * attach.  Backends the module must refuse (O_APPEND); the flags the
+ * device's bios carry, watched with the block:block_bio_queue tracepoint
+ * in a trace instance of our own (its RWBS field shows F for a preflush
+ * or FUA, S for REQ_SYNC).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -104,6 +107,224 @@ TEST_F(append, o_append_file_fails_with_einval)
 TEST_F(append, o_append_block_device_fails_with_einval)
 {
 	append_expect_refused(_metadata, self, "brd");
+}
+
+/* --------------------------------------------- what the block layer sees */
+
+/* One block:block_bio_queue event. */
+struct bio_ev {
+	unsigned int major, minor;
+	char rwbs[16];
+	unsigned long long sector;
+	unsigned int nr;
+};
+
+#define MAX_BIO_EVS	256
+
+FIXTURE(bio) {
+	struct vb_dev d;
+	struct vb_backend b;
+	struct vb_vq *vq;
+	uint64_t buf;
+	unsigned int major, minor;
+	char inst[256];
+	bool ro_set;
+	struct bio_ev ev[MAX_BIO_EVS];
+	int nev;
+};
+
+/* tracefs, mounted if it is not yet; NULL where there is none. */
+static const char *tracefs(void)
+{
+	if (!access("/sys/kernel/tracing/instances", F_OK))
+		return "/sys/kernel/tracing";
+	if (!mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) &&
+	    !access("/sys/kernel/tracing/instances", F_OK))
+		return "/sys/kernel/tracing";
+	if (!access("/sys/kernel/debug/tracing/instances", F_OK))
+		return "/sys/kernel/debug/tracing";
+	return NULL;
+}
+
+static int inst_write(FIXTURE_DATA(bio) *self, const char *file,
+		      const char *text)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", self->inst, file);
+	return vb_write_text(path, text);
+}
+
+/* Start recording: an empty buffer, block_bio_queue on. */
+static int bio_trace_start(FIXTURE_DATA(bio) *self)
+{
+	int ret;
+
+	ret = inst_write(self, "tracing_on", "0");
+	ret = ret ?: inst_write(self, "trace", "");
+	ret = ret ?: inst_write(self, "events/block/block_bio_queue/enable",
+				"1");
+	return ret ?: inst_write(self, "tracing_on", "1");
+}
+
+/* Stop recording and parse the events of our block device. */
+static int bio_trace_collect(FIXTURE_DATA(bio) *self)
+{
+	char path[512], *text, *line, *next;
+	int ret;
+
+	inst_write(self, "tracing_on", "0");
+	text = malloc(TRACE_MAX);
+	if (!text)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "%s/trace", self->inst);
+	ret = vb_read_text(path, text, TRACE_MAX);
+	if (ret < 0) {
+		free(text);
+		return ret;
+	}
+	self->nev = 0;
+	for (line = text; line && *line; line = next) {
+		struct bio_ev *e = &self->ev[self->nev];
+		char *p;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		p = strstr(line, "block_bio_queue: ");
+		if (!p || self->nev == MAX_BIO_EVS)
+			continue;
+		if (sscanf(p, "block_bio_queue: %u,%u %15s %llu + %u",
+			   &e->major, &e->minor, e->rwbs, &e->sector,
+			   &e->nr) == 5 &&
+		    e->major == self->major && e->minor == self->minor)
+			self->nev++;
+	}
+	free(text);
+	return 0;
+}
+
+/* Count the events at @sector (any: ~0ULL) whose RWBS matches @pred. */
+static int bio_count(FIXTURE_DATA(bio) *self, unsigned long long sector,
+		     bool (*pred)(const char *rwbs))
+{
+	int i, n = 0;
+
+	for (i = 0; i < self->nev; i++)
+		if ((sector == ~0ULL || self->ev[i].sector == sector) &&
+		    pred(self->ev[i].rwbs))
+			n++;
+	return n;
+}
+
+static void bio_dump(struct __test_metadata *_metadata,
+		     FIXTURE_DATA(bio) *self)
+{
+	int i;
+
+	for (i = 0; i < self->nev; i++)
+		TH_LOG("bio %s %llu + %u", self->ev[i].rwbs,
+		       self->ev[i].sector, self->ev[i].nr);
+}
+
+/* An empty preflush: "F" first (then W, S...), no data. */
+static bool is_preflush(const char *rwbs)
+{
+	return rwbs[0] == 'F';
+}
+
+/* A write: W after an optional preflush F. */
+static bool is_write(const char *rwbs)
+{
+	return rwbs[rwbs[0] == 'F'] == 'W';
+}
+
+FIXTURE_SETUP(bio)
+{
+	const char *why = "", *tfs;
+	struct stat st;
+	int ret;
+
+	vb_dev_init(&self->d);
+	self->b.kind = NULL;
+	self->inst[0] = '\0';
+	self->ro_set = false;
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	tfs = tracefs();
+	if (!tfs)
+		SKIP(return, "no tracefs: not mounted and cannot be mounted");
+	snprintf(self->inst, sizeof(self->inst), "%s/instances/vbhard%d", tfs,
+		 getpid());
+	if (mkdir(self->inst, 0755) && errno != EEXIST)
+		SKIP(self->inst[0] = '\0'; return,
+		     "cannot make a trace instance: %s", strerror(errno));
+	if (inst_write(self, "events/block/block_bio_queue/enable", "0"))
+		SKIP(return, "no block:block_bio_queue event");
+	/*
+	 * A loop device over a tmpfs file has a volatile write cache (the
+	 * file has fsync), so preflushes reach its queue and the event.
+	 */
+	ret = vb_backend_create(&self->b, "loop", DISK_SIZE, 0, &why);
+	if (ret < 0)
+		SKIP(return, "loop: %s (%s)", why, strerror(-ret));
+	ASSERT_EQ(0, fstat(self->b.fd, &st));
+	self->major = major(st.st_rdev);
+	self->minor = minor(st.st_rdev);
+}
+
+FIXTURE_TEARDOWN(bio)
+{
+	int zero = 0;
+
+	vb_dev_teardown(&self->d);
+	if (self->inst[0]) {
+		inst_write(self, "tracing_on", "0");
+		inst_write(self, "events/block/block_bio_queue/enable", "0");
+		rmdir(self->inst);
+	}
+	if (self->ro_set)
+		ioctl(self->b.fd, BLKROSET, &zero);
+	vb_backend_destroy(&self->b);
+}
+
+static void bio_start(struct __test_metadata *_metadata,
+		      FIXTURE_DATA(bio) *self, uint64_t features)
+{
+	struct vb_opts o = { .num = 16, .backend = self->b.fd,
+			     .features = features };
+	int ret;
+
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	self->vq = &self->d.vq[0];
+	self->buf = vb_alloc_data(&self->d.mem, LEN);
+	ASSERT_NE(0, self->buf);
+}
+
+/*
+ * Writes that completed before BLKROSET are only stable after a flush:
+ * the read-only device must still send the guest's flush down.
+ */
+TEST_F(bio, flush_of_a_read_only_block_device_reaches_it)
+{
+	uint32_t ul = 0;
+	int one = 1;
+
+	bio_start(_metadata, self, 0);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf, 64, LEN, 1));
+	ASSERT_EQ(0, ioctl(self->b.fd, BLKROSET, &one));
+	self->ro_set = true;
+	ASSERT_EQ(0, bio_trace_start(self));
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(self->vq, VIRTIO_BLK_T_FLUSH, 0, 0, 0,
+					 0, &ul));
+	ASSERT_EQ(1, ul);
+	ASSERT_EQ(0, bio_trace_collect(self));
+	EXPECT_EQ(1, bio_count(self, ~0ULL, is_preflush)) bio_dump(_metadata,
+								   self);
+	/* ...and writes still fail. */
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, dev_write(self->vq, self->buf, 64, LEN,
+						2));
 }
 
 TEST_HARNESS_MAIN
