@@ -39,8 +39,14 @@ static void vhost_blk_bio_submit(struct vhost_blk_req *req, struct bio *bio)
 void vhost_blk_bdev_rw(struct vhost_blk_req *req)
 {
 	struct block_device *bdev = req->be->bdev;
+	/*
+	 * A guest's write is waited for, like the kernel's own O_DIRECT
+	 * (dio_bio_write_op()): without REQ_SYNC writeback throttling takes
+	 * it for background writeback and may put the worker, which serves
+	 * every queue, to sleep.  REQ_IDLE: more may follow at once.
+	 */
 	blk_opf_t opf = req->type == VIRTIO_BLK_T_IN ? REQ_OP_READ :
-						       REQ_OP_WRITE;
+			REQ_OP_WRITE | REQ_SYNC | REQ_IDLE;
 	struct iov_iter iter;
 	struct bio *bio;
 

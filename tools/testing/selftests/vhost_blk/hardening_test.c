@@ -239,6 +239,11 @@ static bool is_write(const char *rwbs)
 	return rwbs[rwbs[0] == 'F'] == 'W';
 }
 
+static bool is_sync_write(const char *rwbs)
+{
+	return is_write(rwbs) && strchr(rwbs, 'S');
+}
+
 FIXTURE_SETUP(bio)
 {
 	const char *why = "", *tfs;
@@ -325,6 +330,19 @@ TEST_F(bio, flush_of_a_read_only_block_device_reaches_it)
 	/* ...and writes still fail. */
 	ASSERT_EQ(VIRTIO_BLK_S_IOERR, dev_write(self->vq, self->buf, 64, LEN,
 						2));
+}
+
+/* Guest writes are waited for: REQ_SYNC, as O_DIRECT's are. */
+TEST_F(bio, writes_to_a_block_device_are_sync)
+{
+	bio_start(_metadata, self, 0);
+	ASSERT_EQ(0, bio_trace_start(self));
+	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf, 128, LEN,
+					     1));
+	ASSERT_EQ(0, bio_trace_collect(self));
+	ASSERT_EQ(1, bio_count(self, 128, is_write)) bio_dump(_metadata, self);
+	EXPECT_EQ(1, bio_count(self, 128, is_sync_write))
+		bio_dump(_metadata, self);
 }
 
 TEST_HARNESS_MAIN
