@@ -261,4 +261,20 @@ int vb_backend_read(const struct vb_backend *b, uint64_t off, void *buf,
 int vb_backend_write(const struct vb_backend *b, uint64_t off,
 		     const void *buf, size_t len);
 
+/* A device-mapper device made with dmsetup (tests skip without it). */
+struct vb_dm {
+	char name[64];
+	char path[64];
+	int fd;
+};
+
+bool vb_have_dmsetup(void);
+/*
+ * Create dm device @name (made unique with our pid) from @table and open
+ * it O_RDWR: its fd, or -errno and *why.
+ */
+int vb_dm_create(struct vb_dm *dm, const char *name, const char *table,
+		 const char **why);
+void vb_dm_destroy(struct vb_dm *dm);
+
 #endif /* VHOST_BLK_LIB_H */
