@@ -58,37 +58,60 @@ static void vhost_blk_backend_put(struct vhost_blk_backend *be)
 	kfree(be);
 }
 
-/*
- * Point every queue at @be (NULL: none), after the requests of the
- * previous backend completed.  Consumes @be; drops the old one.
- */
-static void vhost_blk_switch_backend(struct vhost_blk *blk,
-				     struct vhost_blk_backend *be)
+/* Point every queue at @be, under every queue mutex. */
+static void vhost_blk_set_vq_backends(struct vhost_blk *blk,
+				      struct vhost_blk_backend *be)
 {
-	struct vhost_blk_backend *old = blk->be;
 	int i;
-
-	lockdep_assert_held(&blk->mutex);
-	if (old)
-		trace_vhost_blk_backend(blk, old, false);
-	vhost_blk_lock_vqs(blk);
-	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
-		blk->vqs[i].be = NULL;
-	vhost_blk_unlock_vqs(blk);
-	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
-		vhost_blk_vq_drain(&blk->vqs[i]);
 
 	vhost_blk_lock_vqs(blk);
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
 		blk->vqs[i].be = be;
 	vhost_blk_unlock_vqs(blk);
+	if (be && blk->worker)
+		for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+			vhost_blk_wake(blk, VHOST_BLK_KICK_BIT(i));
+}
+
+/*
+ * Point every queue at @be (NULL: none), after the requests of the
+ * previous backend completed.  On success consumes @be and drops the old
+ * one.  @killable: the VMM's SET_BACKEND, which a fatal signal may cut
+ * short (-EINTR): the old backend then serves again, @be is the
+ * caller's, and requests of the old backend still in flight complete as
+ * they would have.  Release and reset wait, whatever it takes.
+ */
+static int vhost_blk_switch_backend(struct vhost_blk *blk,
+				    struct vhost_blk_backend *be,
+				    bool killable)
+{
+	struct vhost_blk_backend *old = blk->be;
+	int i, ret;
+
+	lockdep_assert_held(&blk->mutex);
+	vhost_blk_set_vq_backends(blk, NULL);
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+		if (!killable) {
+			vhost_blk_vq_drain(&blk->vqs[i]);
+			continue;
+		}
+		ret = vhost_blk_vq_drain_killable(&blk->vqs[i]);
+		if (ret)
+			goto err_restore;
+	}
+
+	if (old)
+		trace_vhost_blk_backend(blk, old, false);
+	vhost_blk_set_vq_backends(blk, be);
 	blk->be = be;
 	vhost_blk_backend_put(old);
 	if (be)
 		trace_vhost_blk_backend(blk, be, true);
-	if (be && blk->worker)
-		for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
-			vhost_blk_wake(blk, VHOST_BLK_KICK_BIT(i));
+	return 0;
+
+err_restore:
+	vhost_blk_set_vq_backends(blk, old);
+	return ret;
 }
 
 static long vhost_blk_set_backend(struct vhost_blk *blk,
@@ -102,10 +125,8 @@ static long vhost_blk_set_backend(struct vhost_blk *blk,
 
 	if (copy_from_user(&f, argp, sizeof(f)))
 		return -EFAULT;
-	if (f.fd == -1) {
-		vhost_blk_switch_backend(blk, NULL);
-		return 0;
-	}
+	if (f.fd == -1)
+		return vhost_blk_switch_backend(blk, NULL, true);
 	file = fget(f.fd);
 	if (!file)
 		return -EBADF;
@@ -135,9 +156,13 @@ static long vhost_blk_set_backend(struct vhost_blk *blk,
 		be->bdev = I_BDEV(file->f_mapping->host);
 	else
 		be->can_nowait = file->f_mode & FMODE_NOWAIT;
-	vhost_blk_switch_backend(blk, be);
+	ret = vhost_blk_switch_backend(blk, be, true);
+	if (ret)
+		goto err_free;
 	return 0;
 
+err_free:
+	kfree(be);
 err_fput:
 	fput(file);
 	return ret;
@@ -189,7 +214,7 @@ static void vhost_blk_reset(struct vhost_blk *blk)
 		vhost_blk_poll_stop(&blk->vqs[i]);
 		mutex_unlock(&blk->vqs[i].mutex);
 	}
-	vhost_blk_switch_backend(blk, NULL);
+	vhost_blk_switch_backend(blk, NULL, false);
 	vhost_blk_worker_stop(blk);
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
 		vhost_blk_vq_cleanup(&blk->vqs[i]);

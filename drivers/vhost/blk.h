@@ -318,6 +318,7 @@ void vhost_blk_flush_used(struct vhost_blk_vq *vq);
 void vhost_blk_lock_vqs(struct vhost_blk *blk);
 void vhost_blk_unlock_vqs(struct vhost_blk *blk);
 void vhost_blk_vq_drain(struct vhost_blk_vq *vq);
+int vhost_blk_vq_drain_killable(struct vhost_blk_vq *vq);
 long vhost_blk_set_mem_table(struct vhost_blk *blk,
 			     struct vhost_memory __user *argp);
 long vhost_blk_vring_ioctl(struct vhost_blk *blk, unsigned int ioctl,

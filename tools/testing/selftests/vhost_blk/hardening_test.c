@@ -4,7 +4,8 @@
  * attach.  Backends the module must refuse (O_APPEND); the flags the
  * device's bios carry, watched with the block:block_bio_queue tracepoint
  * in a trace instance of our own (its RWBS field shows F for a preflush
- * or FUA, S for REQ_SYNC).
+ * or FUA, S for REQ_SYNC); and a VMM killed while an ioctl waits for a
+ * backend that does not complete.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,8 +16,11 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <signal.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 
 #include "vhost_blk_lib.h"
 #include "../kselftest_harness.h"
@@ -343,6 +347,221 @@ TEST_F(bio, writes_to_a_block_device_are_sync)
 	ASSERT_EQ(1, bio_count(self, 128, is_write)) bio_dump(_metadata, self);
 	EXPECT_EQ(1, bio_count(self, 128, is_sync_write))
 		bio_dump(_metadata, self);
+}
+
+/* ------------------------------------------- a VMM killed in a drain */
+
+/*
+ * dm-delay holding every bio for HUNG_MS stands for a hung backend (a
+ * bio-based target has no request timeout, unlike a slow null_blk).  A
+ * child process is the VMM: it owns the device and blocks in an ioctl
+ * that drains; the parent holds the same open file (so that the child's
+ * exit does not release the device), kills the child, and expects it
+ * gone long before the request completes.
+ */
+#define HUNG_MS		8000
+#define KILLED_MS	3000
+#define FDINFO_MAX	(64 * 1024)
+
+enum hung_ioctl { HUNG_GET_VRING_BASE, HUNG_SET_BACKEND, HUNG_SET_KICK };
+
+FIXTURE(hung) {
+	struct vb_backend disk, other;
+	struct vb_dm dm;
+	int fd;
+	pid_t child;
+	char *text;
+};
+
+FIXTURE_SETUP(hung)
+{
+	const char *why = "";
+	char table[512];
+	int ret;
+
+	self->disk.kind = NULL;
+	self->other.kind = NULL;
+	self->dm.fd = -1;
+	self->dm.name[0] = '\0';
+	self->fd = -1;
+	self->child = 0;
+	self->text = malloc(FDINFO_MAX);
+	ASSERT_NE(NULL, self->text);
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	ret = vb_backend_create(&self->disk, "nullb", DISK_SIZE, 0, &why);
+	if (ret < 0)
+		SKIP(return, "null_blk: %s (%s)", why, strerror(-ret));
+	if (system("modprobe dm_delay 2>/dev/null"))
+		; /* built in, or dmsetup will say */
+	snprintf(table, sizeof(table), "0 %llu delay %s 0 %d",
+		 (unsigned long long)(DISK_SIZE / VB_SECTOR), self->disk.path,
+		 HUNG_MS);
+	ret = vb_dm_create(&self->dm, "vbt-delay", table, &why);
+	if (ret < 0)
+		SKIP(return, "dm-delay: %s (%s)", why, strerror(-ret));
+	ret = vb_backend_create(&self->other, "tmpfs", DISK_SIZE, 0, &why);
+	ASSERT_LE(0, ret) TH_LOG("tmpfs: %s", why);
+	self->fd = vb_open();
+	ASSERT_LE(0, self->fd);
+}
+
+FIXTURE_TEARDOWN(hung)
+{
+	if (self->child > 0) {
+		kill(self->child, SIGKILL);
+		waitpid(self->child, NULL, 0);
+	}
+	/* Release waits for the hung request, as it must. */
+	if (self->fd >= 0)
+		close(self->fd);
+	vb_backend_destroy(&self->other);
+	vb_dm_destroy(&self->dm);
+	vb_backend_destroy(&self->disk);
+	free(self->text);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* The child: set the device up on @fd, get a request stuck, then block. */
+static int hung_child(int fd, int backend, int other, enum hung_ioctl what)
+{
+	struct vb_opts o = { .num = 16, .backend = backend };
+	struct vhost_vring_file f = { .index = 0 };
+	static char text[FDINFO_MAX];
+	char path[64];
+	struct vb_req r;
+	struct vb_dev d;
+	struct vb_vq *vq;
+	int i;
+
+	vb_dev_init(&d);
+	if (vb_mem_init(&d.mem))
+		return 10;
+	d.fd = fd;
+	if (vb_dev_sequence(&d, &o))
+		return 11;
+	vq = &d.vq[0];
+	r = (struct vb_req){ .type = VIRTIO_BLK_T_IN, .sector = 0,
+			     .data_gpa = vb_alloc_data(&d.mem, 4096),
+			     .data_len = 4096 };
+	if (vb_req_post(vq, &r))
+		return 12;
+	vb_vq_kick(vq);
+	/* The worker took it: the drain has something to wait for. */
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	for (i = 0; i < VB_TIMEOUT_MS / 10; i++) {
+		if (vb_read_text(path, text, sizeof(text)) > 0 &&
+		    strstr(text, "vq0.inflight:\t1\n"))
+			break;
+		usleep(10000);
+	}
+	switch (what) {
+	case HUNG_GET_VRING_BASE:
+		return vb_get_vring_base(&d, 0, NULL) ? 13 : 0;
+	case HUNG_SET_BACKEND:
+		return vb_set_backend(&d, other) ? 14 : 0;
+	case HUNG_SET_KICK:
+		/* Break the ring behind the stuck request, then restart it. */
+		vb_vq_publish(vq, vq->num);
+		vb_vq_kick(vq);
+		if (vb_wait_fd(vq->err, VB_TIMEOUT_MS) != 1)
+			return 15;
+		f.fd = vq->kick;
+		return ioctl(fd, VHOST_SET_VRING_KICK, &f) ? 16 : 0;
+	}
+	return 17;
+}
+
+static int fdinfo_read(FIXTURE_DATA(hung) *self)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", self->fd);
+	return vb_read_text(path, self->text, FDINFO_MAX);
+}
+
+static bool fdinfo_has(FIXTURE_DATA(hung) *self, const char *line)
+{
+	return fdinfo_read(self) > 0 && strstr(self->text, line);
+}
+
+static void hung_kill_in(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(hung) *self, enum hung_ioctl what,
+			 const char *state)
+{
+	int64_t end, killed;
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(hung_child(self->fd, self->dm.fd, self->other.fd, what));
+	self->child = pid;
+
+	/* In the ioctl (it holds the device) with the request stuck. */
+	end = now_ms() + VB_TIMEOUT_MS;
+	while (!(fdinfo_has(self, "busy:\t1\n") &&
+		 fdinfo_has(self, "vq0.inflight:\t1\n"))) {
+		ASSERT_EQ(0, waitpid(pid, &status, WNOHANG))
+			TH_LOG("the child exited early: %d", status);
+		ASSERT_GT(end, now_ms()) TH_LOG("the child never blocked");
+		usleep(10000);
+	}
+	usleep(200000);
+
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	killed = now_ms();
+	end = killed + KILLED_MS;
+	while (waitpid(pid, &status, WNOHANG) != pid) {
+		ASSERT_GT(end, now_ms())
+			TH_LOG("a killed VMM still waits for the hung backend");
+		usleep(10000);
+	}
+	self->child = 0;
+	ASSERT_TRUE(WIFSIGNALED(status));
+	ASSERT_GT(HUNG_MS - 1000, now_ms() - killed);
+
+	/* The device is free again, consistent, and still has the request. */
+	ASSERT_LT(0, fdinfo_read(self));
+	EXPECT_EQ(NULL, strstr(self->text, "busy:"));
+	EXPECT_NE(NULL, strstr(self->text, "vq0.inflight:\t1\n"))
+		TH_LOG("%s", self->text);
+	EXPECT_NE(NULL, strstr(self->text, state)) TH_LOG("%s", self->text);
+	EXPECT_NE(NULL, strstr(self->text, self->dm.path))
+		TH_LOG("the old backend is not attached: %s", self->text);
+
+	/* ...which completes when the backend does. */
+	end = now_ms() + HUNG_MS + VB_TIMEOUT_MS;
+	while (!fdinfo_has(self, "vq0.inflight:\t0\n")) {
+		ASSERT_GT(end, now_ms()) TH_LOG("%s", self->text);
+		usleep(50000);
+	}
+	EXPECT_NE(NULL, strstr(self->text, "vq0.reqs_in:\t1\n"));
+}
+
+TEST_F(hung, killed_in_get_vring_base_exits_and_leaves_the_queue_stopped)
+{
+	hung_kill_in(_metadata, self, HUNG_GET_VRING_BASE,
+		     "vq0.state:\tstopped\n");
+}
+
+TEST_F(hung, killed_in_set_backend_exits_and_keeps_the_old_backend)
+{
+	hung_kill_in(_metadata, self, HUNG_SET_BACKEND,
+		     "vq0.state:\trunning\n");
+}
+
+TEST_F(hung, killed_in_set_vring_kick_exits_and_leaves_the_queue_broken)
+{
+	hung_kill_in(_metadata, self, HUNG_SET_KICK, "vq0.state:\tbroken\n");
 }
 
 TEST_HARNESS_MAIN
