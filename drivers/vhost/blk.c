@@ -43,6 +43,7 @@
 	 BIT_ULL(VIRTIO_BLK_F_BLK_SIZE) |			\
 	 BIT_ULL(VIRTIO_BLK_F_FLUSH) |				\
 	 BIT_ULL(VIRTIO_BLK_F_TOPOLOGY) |			\
+	 BIT_ULL(VIRTIO_BLK_F_CONFIG_WCE) |			\
 	 BIT_ULL(VIRTIO_BLK_F_MQ) |				\
 	 BIT_ULL(VIRTIO_BLK_F_DISCARD) |			\
 	 BIT_ULL(VIRTIO_BLK_F_WRITE_ZEROES))
@@ -168,6 +169,19 @@ err_fput:
 	return ret;
 }
 
+/* Switch every queue between writeback and writethrough. */
+static void vhost_blk_apply_writeback(struct vhost_blk *blk, bool writeback)
+{
+	int i;
+
+	lockdep_assert_held(&blk->mutex);
+	vhost_blk_lock_vqs(blk);
+	blk->writeback = writeback;
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+		blk->vqs[i].writeback = writeback;
+	vhost_blk_unlock_vqs(blk);
+}
+
 static long vhost_blk_set_features(struct vhost_blk *blk, u64 __user *argp)
 {
 	u64 features;
@@ -182,6 +196,30 @@ static long vhost_blk_set_features(struct vhost_blk *blk, u64 __user *argp)
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
 		blk->vqs[i].features = features;
 	vhost_blk_unlock_vqs(blk);
+	/*
+	 * virtio 1.2, 5.2.6.1: a driver that cannot flush is given a
+	 * writethrough cache, and so is one that acked CONFIG_WCE without
+	 * FLUSH; with CONFIG_WCE the VMM then follows the guest's choice.
+	 */
+	vhost_blk_apply_writeback(blk, features & BIT_ULL(VIRTIO_BLK_F_FLUSH));
+	return 0;
+}
+
+/*
+ * VHOST_BLK_SET_WRITEBACK: requests taken from now on use the new mode;
+ * the guest changes it only by writing the configuration space, and the
+ * virtio-blk driver flushes before it turns writeback off.
+ */
+static long vhost_blk_set_writeback(struct vhost_blk *blk, u32 __user *argp)
+{
+	u32 writeback;
+
+	if (get_user(writeback, argp))
+		return -EFAULT;
+	if (writeback > 1 ||
+	    (writeback && !(blk->features & BIT_ULL(VIRTIO_BLK_F_FLUSH))))
+		return -EINVAL;
+	vhost_blk_apply_writeback(blk, writeback);
 	return 0;
 }
 
@@ -221,6 +259,7 @@ static void vhost_blk_reset(struct vhost_blk *blk)
 	kvfree(blk->mem);
 	blk->mem = NULL;
 	blk->features = 0;
+	blk->writeback = false;
 	blk->pending = 0;
 	if (blk->mm) {
 		mmput(blk->mm);
@@ -279,6 +318,12 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 		break;
 	case VHOST_BLK_SET_SERIAL:
 		ret = vhost_blk_set_serial(blk, argp);
+		break;
+	case VHOST_BLK_SET_WRITEBACK:
+		ret = vhost_blk_set_writeback(blk, argp);
+		break;
+	case VHOST_BLK_GET_WRITEBACK:
+		ret = put_user((u32)blk->writeback, (u32 __user *)argp);
 		break;
 	case VHOST_SET_VRING_NUM:
 	case VHOST_SET_VRING_BASE:
@@ -357,6 +402,7 @@ static void vhost_blk_show_device(struct seq_file *m, struct vhost_blk *blk)
 	seq_printf(m, "worker_pid:\t%d\n",
 		   blk->worker ? task_pid_nr(blk->worker) : 0);
 	seq_printf(m, "features:\t%#llx\n", blk->features);
+	seq_printf(m, "writeback:\t%d\n", blk->writeback);
 	seq_printf(m, "mem_regions:\t%u\n", blk->mem ? blk->mem->nregions : 0);
 	if (!be) {
 		seq_puts(m, "backend:\tnone\n");

@@ -130,6 +130,7 @@ struct vhost_blk_req {
 	u16 head;
 	u32 type;
 	u8 status;
+	bool writethrough;		/* OUT, WRITE_ZEROES: make it stable */
 	u8 __user *status_addr;
 	u64 bytes;			/* what the guest asked for, for stats */
 	u64 start_ns;			/* 0 unless vhost_blk_req_done is on */
@@ -207,6 +208,7 @@ struct vhost_blk_vq {
 	bool initialized;		/* last_used_idx read from the ring */
 
 	u64 features;
+	bool writeback;			/* else writes are made stable */
 	struct vhost_blk_backend *be;	/* NULL: not serving */
 	struct vhost_blk_mem *mem;	/* the device's table */
 	char serial[VIRTIO_BLK_ID_BYTES];
@@ -250,7 +252,8 @@ struct vhost_blk {
 	struct task_struct *worker;
 	struct vhost_blk_backend *be;
 	struct vhost_blk_mem *mem;	/* also under every vq->mutex */
-	u64 features;
+	u64 features;			/* also under every vq->mutex */
+	bool writeback;			/* also under every vq->mutex */
 
 	unsigned long pending;		/* atomic bitops: VHOST_BLK_*_BIT */
 	wait_queue_head_t drain_wq;	/* inflight of a queue dropped to 0 */

@@ -50,6 +50,12 @@ void vhost_blk_bdev_rw(struct vhost_blk_req *req)
 	struct iov_iter iter;
 	struct bio *bio;
 
+	/* Writethrough: stable on completion (the block layer turns FUA
+	 * into a post-flush where the device has a cache but no FUA).
+	 */
+	if (req->type == VIRTIO_BLK_T_OUT && req->writethrough)
+		opf |= REQ_FUA;
+
 	iov_iter_bvec(&iter, req->type == VIRTIO_BLK_T_IN ? READ : WRITE,
 		      req->bvec, req->nr_pages, req->len);
 	/* The block layer needs what direct I/O on the device needs. */
@@ -86,6 +92,7 @@ void vhost_blk_bdev_flush(struct vhost_blk_req *req)
  * Synchronous, from the workqueue: blkdev_issue_zeroout() falls back to
  * writing zero pages where the device turns write-zeroes down (a loop
  * device over tmpfs does), and a large range does not hold up the worker.
+ * It takes no FUA, so writethrough zeroes are followed by a flush.
  *
  * Context: process (the workqueue).
  * Return: 0 or a negative errno.
@@ -112,6 +119,8 @@ int vhost_blk_bdev_discard(struct vhost_blk_req *req)
 			ret = blkdev_issue_zeroout(bdev, sector, nr, GFP_KERNEL,
 						   zflags);
 	}
+	if (!ret && req->type == VIRTIO_BLK_T_WRITE_ZEROES && req->writethrough)
+		ret = blkdev_issue_flush(bdev);
 	return ret;
 }
 

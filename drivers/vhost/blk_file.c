@@ -32,7 +32,9 @@ int vhost_blk_file_sync_rw(struct vhost_blk_req *req)
 	} else {
 		iov_iter_bvec(&iter, WRITE, req->bvec, req->nr_pages,
 			      req->len);
-		ret = vfs_iter_write(file, &iter, &pos, 0);
+		/* Writethrough: generic_write_sync() before it returns. */
+		ret = vfs_iter_write(file, &iter, &pos,
+				     req->writethrough ? RWF_DSYNC : 0);
 	}
 	if (ret < 0)
 		return ret;
@@ -65,15 +67,20 @@ int vhost_blk_file_discard(struct vhost_blk_req *req)
 		if (req->type == VIRTIO_BLK_T_DISCARD ||
 		    (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)) {
 			ret = vfs_fallocate(file, punch, pos, len);
-			continue;
+		} else {
+			/* Zero without deallocating where the file system
+			 * can; a punched hole reads back as zeroes too
+			 * (tmpfs).
+			 */
+			ret = vfs_fallocate(file, FALLOC_FL_ZERO_RANGE |
+					    FALLOC_FL_KEEP_SIZE, pos, len);
+			if (ret == -EOPNOTSUPP)
+				ret = vfs_fallocate(file, punch, pos, len);
 		}
-		/* Zero without deallocating where the file system can;
-		 * a punched hole reads back as zeroes too (tmpfs).
-		 */
-		ret = vfs_fallocate(file, FALLOC_FL_ZERO_RANGE |
-				    FALLOC_FL_KEEP_SIZE, pos, len);
-		if (ret == -EOPNOTSUPP)
-			ret = vfs_fallocate(file, punch, pos, len);
+		/* Writethrough: the zeroes are a write like any other. */
+		if (!ret && req->type == VIRTIO_BLK_T_WRITE_ZEROES &&
+		    req->writethrough)
+			ret = vfs_fsync_range(file, pos, pos + len - 1, 1);
 	}
 	return ret;
 }
@@ -120,6 +127,9 @@ int vhost_blk_file_aio(struct vhost_blk_req *req, bool nowait)
 		iov_iter_bvec(&iter, WRITE, req->bvec, req->nr_pages,
 			      req->len);
 		iocb->ki_flags |= IOCB_WRITE;
+		/* Writethrough: FUA, or a sync when the write completes. */
+		if (req->writethrough)
+			iocb->ki_flags |= IOCB_DSYNC;
 		kiocb_start_write(iocb);
 		ret = file->f_op->write_iter(iocb, &iter);
 		if (ret == -EAGAIN && nowait)

@@ -362,6 +362,8 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 	req->pages = req->inline_pages;
 	req->bvec = req->inline_bvec;
 	req->type = VHOST_BLK_T_NONE;
+	/* The mode a write is acknowledged in is the one it was taken in. */
+	req->writethrough = !vq->writeback;
 	atomic_set(&req->ref, 1);
 
 	if (rlen < sizeof(hdr) ||

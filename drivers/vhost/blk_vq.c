@@ -895,6 +895,7 @@ void vhost_blk_vq_init(struct vhost_blk_vq *vq)
 	vq->signalled_used_valid = false;
 	vq->initialized = false;
 	vq->features = 0;
+	vq->writeback = false;
 	vq->be = NULL;
 	vq->mem = NULL;
 	memset(vq->serial, 0, sizeof(vq->serial));

@@ -248,6 +248,12 @@ static bool is_sync_write(const char *rwbs)
 	return is_write(rwbs) && strchr(rwbs, 'S');
 }
 
+/* A FUA write: F after the W. */
+static bool is_fua_write(const char *rwbs)
+{
+	return is_write(rwbs) && strchr(strchr(rwbs, 'W'), 'F');
+}
+
 FIXTURE_SETUP(bio)
 {
 	const char *why = "", *tfs;
@@ -347,6 +353,105 @@ TEST_F(bio, writes_to_a_block_device_are_sync)
 	ASSERT_EQ(1, bio_count(self, 128, is_write)) bio_dump(_metadata, self);
 	EXPECT_EQ(1, bio_count(self, 128, is_sync_write))
 		bio_dump(_metadata, self);
+}
+
+/* ------------------------------------------------ write-cache mode */
+
+#define F_NO_FLUSH	(VB_F_TRANSPORT | \
+			 (VB_F_BLK & ~(1ULL << VIRTIO_BLK_F_FLUSH)))
+#define F_WCE		(VB_F_TRANSPORT | VB_F_BLK | \
+			 (1ULL << VIRTIO_BLK_F_CONFIG_WCE))
+
+/* Write at @sector and count the bios there: all, and those with FUA. */
+static void bio_write_count(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(bio) *self, uint64_t sector,
+			    int *writes, int *fua)
+{
+	ASSERT_EQ(0, bio_trace_start(self));
+	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf, sector, LEN,
+					     1));
+	ASSERT_EQ(0, bio_trace_collect(self));
+	*writes = bio_count(self, sector, is_write);
+	*fua = bio_count(self, sector, is_fua_write);
+	if (*writes != 1)
+		bio_dump(_metadata, self);
+}
+
+static int get_writeback(FIXTURE_DATA(bio) *self, uint32_t *wb)
+{
+	return ioctl(self->d.fd, VHOST_BLK_GET_WRITEBACK, wb) ? -errno : 0;
+}
+
+static int set_writeback(FIXTURE_DATA(bio) *self, uint32_t wb)
+{
+	return ioctl(self->d.fd, VHOST_BLK_SET_WRITEBACK, &wb) ? -errno : 0;
+}
+
+/* virtio 5.2.6.1: a driver that cannot flush gets a writethrough cache. */
+TEST_F(bio, writes_are_fua_when_flush_is_not_negotiated)
+{
+	uint32_t wb = 7;
+	int writes, fua;
+
+	bio_start(_metadata, self, F_NO_FLUSH);
+	bio_write_count(_metadata, self, 256, &writes, &fua);
+	ASSERT_EQ(1, writes);
+	EXPECT_EQ(1, fua) TH_LOG("a writethrough write went out without FUA");
+	ASSERT_EQ(0, get_writeback(self, &wb));
+	ASSERT_EQ(0, wb);
+}
+
+TEST_F(bio, writes_are_not_fua_in_writeback_mode)
+{
+	uint32_t wb = 7;
+	int writes, fua;
+
+	bio_start(_metadata, self, 0);
+	ASSERT_NE(0, self->d.features & (1ULL << VIRTIO_BLK_F_FLUSH));
+	ASSERT_EQ(0, get_writeback(self, &wb));
+	ASSERT_EQ(1, wb);
+	bio_write_count(_metadata, self, 256, &writes, &fua);
+	ASSERT_EQ(1, writes);
+	EXPECT_EQ(0, fua);
+}
+
+/* CONFIG_WCE: the VMM passes on what the guest writes to "writeback". */
+TEST_F(bio, config_wce_writethrough_set_by_the_vmm_makes_writes_fua)
+{
+	uint32_t wb = 7;
+	int writes, fua;
+
+	bio_start(_metadata, self, F_WCE);
+	ASSERT_EQ(0, get_writeback(self, &wb));
+	ASSERT_EQ(1, wb);
+	ASSERT_EQ(0, set_writeback(self, 0));
+	ASSERT_EQ(0, get_writeback(self, &wb));
+	ASSERT_EQ(0, wb);
+	bio_write_count(_metadata, self, 256, &writes, &fua);
+	ASSERT_EQ(1, writes);
+	EXPECT_EQ(1, fua);
+	ASSERT_EQ(0, set_writeback(self, 1));
+	bio_write_count(_metadata, self, 512, &writes, &fua);
+	ASSERT_EQ(1, writes);
+	EXPECT_EQ(0, fua);
+}
+
+TEST_F(bio, set_writeback_without_flush_or_above_1_fails_with_einval)
+{
+	uint32_t wb = 7;
+
+	bio_start(_metadata, self, F_NO_FLUSH);
+	ASSERT_EQ(-EINVAL, set_writeback(self, 1));
+	ASSERT_EQ(0, set_writeback(self, 0));
+	ASSERT_EQ(0, get_writeback(self, &wb));
+	ASSERT_EQ(0, wb);
+	ASSERT_EQ(-EINVAL, set_writeback(self, 2));
+	/* SET_FEATURES derives the mode again. */
+	self->d.features = F_WCE;
+	ASSERT_EQ(0, ioctl(self->d.fd, VHOST_SET_FEATURES, &self->d.features));
+	ASSERT_EQ(0, get_writeback(self, &wb));
+	ASSERT_EQ(1, wb);
+	ASSERT_EQ(-EINVAL, set_writeback(self, 2));
 }
 
 /* ------------------------------------------- a VMM killed in a drain */
