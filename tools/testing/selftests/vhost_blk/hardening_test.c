@@ -125,16 +125,21 @@ struct bio_ev {
 
 #define MAX_BIO_EVS	256
 
+/* A trace instance recording the bios of one block device. */
+struct bio_trace {
+	unsigned int major, minor;
+	char inst[256];
+	struct bio_ev ev[MAX_BIO_EVS];
+	int nev;
+};
+
 FIXTURE(bio) {
 	struct vb_dev d;
 	struct vb_backend b;
 	struct vb_vq *vq;
 	uint64_t buf;
-	unsigned int major, minor;
-	char inst[256];
 	bool ro_set;
-	struct bio_ev ev[MAX_BIO_EVS];
-	int nev;
+	struct bio_trace t;
 };
 
 /* tracefs, mounted if it is not yet; NULL where there is none. */
@@ -150,85 +155,84 @@ static const char *tracefs(void)
 	return NULL;
 }
 
-static int inst_write(FIXTURE_DATA(bio) *self, const char *file,
+static int inst_write(struct bio_trace *t, const char *file,
 		      const char *text)
 {
 	char path[512];
 
-	snprintf(path, sizeof(path), "%s/%s", self->inst, file);
+	snprintf(path, sizeof(path), "%s/%s", t->inst, file);
 	return vb_write_text(path, text);
 }
 
 /* Start recording: an empty buffer, block_bio_queue on. */
-static int bio_trace_start(FIXTURE_DATA(bio) *self)
+static int bio_trace_start(struct bio_trace *t)
 {
 	int ret;
 
-	ret = inst_write(self, "tracing_on", "0");
-	ret = ret ?: inst_write(self, "trace", "");
-	ret = ret ?: inst_write(self, "events/block/block_bio_queue/enable",
+	ret = inst_write(t, "tracing_on", "0");
+	ret = ret ?: inst_write(t, "trace", "");
+	ret = ret ?: inst_write(t, "events/block/block_bio_queue/enable",
 				"1");
-	return ret ?: inst_write(self, "tracing_on", "1");
+	return ret ?: inst_write(t, "tracing_on", "1");
 }
 
 /* Stop recording and parse the events of our block device. */
-static int bio_trace_collect(FIXTURE_DATA(bio) *self)
+static int bio_trace_collect(struct bio_trace *t)
 {
 	char path[512], *text, *line, *next;
 	int ret;
 
-	inst_write(self, "tracing_on", "0");
+	inst_write(t, "tracing_on", "0");
 	text = malloc(TRACE_MAX);
 	if (!text)
 		return -ENOMEM;
-	snprintf(path, sizeof(path), "%s/trace", self->inst);
+	snprintf(path, sizeof(path), "%s/trace", t->inst);
 	ret = vb_read_text(path, text, TRACE_MAX);
 	if (ret < 0) {
 		free(text);
 		return ret;
 	}
-	self->nev = 0;
+	t->nev = 0;
 	for (line = text; line && *line; line = next) {
-		struct bio_ev *e = &self->ev[self->nev];
+		struct bio_ev *e = &t->ev[t->nev];
 		char *p;
 
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
 		p = strstr(line, "block_bio_queue: ");
-		if (!p || self->nev == MAX_BIO_EVS)
+		if (!p || t->nev == MAX_BIO_EVS)
 			continue;
 		if (sscanf(p, "block_bio_queue: %u,%u %15s %llu + %u",
 			   &e->major, &e->minor, e->rwbs, &e->sector,
 			   &e->nr) == 5 &&
-		    e->major == self->major && e->minor == self->minor)
-			self->nev++;
+		    e->major == t->major && e->minor == t->minor)
+			t->nev++;
 	}
 	free(text);
 	return 0;
 }
 
 /* Count the events at @sector (any: ~0ULL) whose RWBS matches @pred. */
-static int bio_count(FIXTURE_DATA(bio) *self, unsigned long long sector,
+static int bio_count(struct bio_trace *t, unsigned long long sector,
 		     bool (*pred)(const char *rwbs))
 {
 	int i, n = 0;
 
-	for (i = 0; i < self->nev; i++)
-		if ((sector == ~0ULL || self->ev[i].sector == sector) &&
-		    pred(self->ev[i].rwbs))
+	for (i = 0; i < t->nev; i++)
+		if ((sector == ~0ULL || t->ev[i].sector == sector) &&
+		    pred(t->ev[i].rwbs))
 			n++;
 	return n;
 }
 
-static void bio_dump(struct __test_metadata *_metadata,
-		     FIXTURE_DATA(bio) *self)
+static void bio_dump(struct __test_metadata *_metadata, struct bio_trace *t)
 {
 	int i;
 
-	for (i = 0; i < self->nev; i++)
-		TH_LOG("bio %s %llu + %u", self->ev[i].rwbs,
-		       self->ev[i].sector, self->ev[i].nr);
+	for (i = 0; i < t->nev; i++)
+		TH_LOG("bio %s %llu + %u", t->ev[i].rwbs,
+		       t->ev[i].sector, t->ev[i].nr);
 }
 
 /* An empty preflush: "F" first (then W, S...), no data. */
@@ -254,28 +258,62 @@ static bool is_fua_write(const char *rwbs)
 	return is_write(rwbs) && strchr(strchr(rwbs, 'W'), 'F');
 }
 
+/*
+ * Make @t's trace instance for the block device at @path: 0, or -1 with
+ * *why set when the kernel cannot trace bios.
+ */
+static int bio_trace_open(struct bio_trace *t, const char *path,
+			  const char **why)
+{
+	const char *tfs = tracefs();
+	struct stat st;
+
+	t->inst[0] = '\0';
+	if (stat(path, &st) || !S_ISBLK(st.st_mode)) {
+		*why = "no block device to trace";
+		return -1;
+	}
+	t->major = major(st.st_rdev);
+	t->minor = minor(st.st_rdev);
+	if (!tfs) {
+		*why = "no tracefs: not mounted and cannot be mounted";
+		return -1;
+	}
+	snprintf(t->inst, sizeof(t->inst), "%s/instances/vbhard%d", tfs,
+		 getpid());
+	if (mkdir(t->inst, 0755) && errno != EEXIST) {
+		t->inst[0] = '\0';
+		*why = "cannot make a trace instance";
+		return -1;
+	}
+	if (inst_write(t, "events/block/block_bio_queue/enable", "0")) {
+		*why = "no block:block_bio_queue event";
+		return -1;
+	}
+	return 0;
+}
+
+static void bio_trace_close(struct bio_trace *t)
+{
+	if (!t->inst[0])
+		return;
+	inst_write(t, "tracing_on", "0");
+	inst_write(t, "events/block/block_bio_queue/enable", "0");
+	rmdir(t->inst);
+	t->inst[0] = '\0';
+}
+
 FIXTURE_SETUP(bio)
 {
-	const char *why = "", *tfs;
-	struct stat st;
+	const char *why = "";
 	int ret;
 
 	vb_dev_init(&self->d);
 	self->b.kind = NULL;
-	self->inst[0] = '\0';
+	self->t.inst[0] = '\0';
 	self->ro_set = false;
 	if (access(VB_DEV_PATH, F_OK))
 		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
-	tfs = tracefs();
-	if (!tfs)
-		SKIP(return, "no tracefs: not mounted and cannot be mounted");
-	snprintf(self->inst, sizeof(self->inst), "%s/instances/vbhard%d", tfs,
-		 getpid());
-	if (mkdir(self->inst, 0755) && errno != EEXIST)
-		SKIP(self->inst[0] = '\0'; return,
-		     "cannot make a trace instance: %s", strerror(errno));
-	if (inst_write(self, "events/block/block_bio_queue/enable", "0"))
-		SKIP(return, "no block:block_bio_queue event");
 	/*
 	 * A loop device over a tmpfs file has a volatile write cache (the
 	 * file has fsync), so preflushes reach its queue and the event.
@@ -283,9 +321,8 @@ FIXTURE_SETUP(bio)
 	ret = vb_backend_create(&self->b, "loop", DISK_SIZE, 0, &why);
 	if (ret < 0)
 		SKIP(return, "loop: %s (%s)", why, strerror(-ret));
-	ASSERT_EQ(0, fstat(self->b.fd, &st));
-	self->major = major(st.st_rdev);
-	self->minor = minor(st.st_rdev);
+	if (bio_trace_open(&self->t, self->b.path, &why))
+		SKIP(return, "%s", why);
 }
 
 FIXTURE_TEARDOWN(bio)
@@ -293,11 +330,7 @@ FIXTURE_TEARDOWN(bio)
 	int zero = 0;
 
 	vb_dev_teardown(&self->d);
-	if (self->inst[0]) {
-		inst_write(self, "tracing_on", "0");
-		inst_write(self, "events/block/block_bio_queue/enable", "0");
-		rmdir(self->inst);
-	}
+	bio_trace_close(&self->t);
 	if (self->ro_set)
 		ioctl(self->b.fd, BLKROSET, &zero);
 	vb_backend_destroy(&self->b);
@@ -330,13 +363,12 @@ TEST_F(bio, flush_of_a_read_only_block_device_reaches_it)
 	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf, 64, LEN, 1));
 	ASSERT_EQ(0, ioctl(self->b.fd, BLKROSET, &one));
 	self->ro_set = true;
-	ASSERT_EQ(0, bio_trace_start(self));
+	ASSERT_EQ(0, bio_trace_start(&self->t));
 	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(self->vq, VIRTIO_BLK_T_FLUSH, 0, 0, 0,
 					 0, &ul));
 	ASSERT_EQ(1, ul);
-	ASSERT_EQ(0, bio_trace_collect(self));
-	EXPECT_EQ(1, bio_count(self, ~0ULL, is_preflush)) bio_dump(_metadata,
-								   self);
+	ASSERT_EQ(0, bio_trace_collect(&self->t));
+	EXPECT_EQ(1, bio_count(&self->t, ~0ULL, is_preflush)) bio_dump(_metadata, &self->t);
 	/* ...and writes still fail. */
 	ASSERT_EQ(VIRTIO_BLK_S_IOERR, dev_write(self->vq, self->buf, 64, LEN,
 						2));
@@ -346,13 +378,13 @@ TEST_F(bio, flush_of_a_read_only_block_device_reaches_it)
 TEST_F(bio, writes_to_a_block_device_are_sync)
 {
 	bio_start(_metadata, self, 0);
-	ASSERT_EQ(0, bio_trace_start(self));
+	ASSERT_EQ(0, bio_trace_start(&self->t));
 	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf, 128, LEN,
 					     1));
-	ASSERT_EQ(0, bio_trace_collect(self));
-	ASSERT_EQ(1, bio_count(self, 128, is_write)) bio_dump(_metadata, self);
-	EXPECT_EQ(1, bio_count(self, 128, is_sync_write))
-		bio_dump(_metadata, self);
+	ASSERT_EQ(0, bio_trace_collect(&self->t));
+	ASSERT_EQ(1, bio_count(&self->t, 128, is_write)) bio_dump(_metadata, &self->t);
+	EXPECT_EQ(1, bio_count(&self->t, 128, is_sync_write))
+		bio_dump(_metadata, &self->t);
 }
 
 /* ------------------------------------------------ write-cache mode */
@@ -367,14 +399,14 @@ static void bio_write_count(struct __test_metadata *_metadata,
 			    FIXTURE_DATA(bio) *self, uint64_t sector,
 			    int *writes, int *fua)
 {
-	ASSERT_EQ(0, bio_trace_start(self));
+	ASSERT_EQ(0, bio_trace_start(&self->t));
 	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf, sector, LEN,
 					     1));
-	ASSERT_EQ(0, bio_trace_collect(self));
-	*writes = bio_count(self, sector, is_write);
-	*fua = bio_count(self, sector, is_fua_write);
+	ASSERT_EQ(0, bio_trace_collect(&self->t));
+	*writes = bio_count(&self->t, sector, is_write);
+	*fua = bio_count(&self->t, sector, is_fua_write);
 	if (*writes != 1)
-		bio_dump(_metadata, self);
+		bio_dump(_metadata, &self->t);
 }
 
 static int get_writeback(FIXTURE_DATA(bio) *self, uint32_t *wb)
@@ -452,6 +484,77 @@ TEST_F(bio, set_writeback_without_flush_or_above_1_fails_with_einval)
 	ASSERT_EQ(0, get_writeback(self, &wb));
 	ASSERT_EQ(1, wb);
 	ASSERT_EQ(-EINVAL, set_writeback(self, 2));
+}
+
+/*
+ * A file on ext4 on a loop device: in writethrough mode a completed write
+ * must have sent its data and the file system's metadata down with a
+ * flush or FUA, which the loop device below shows.
+ */
+FIXTURE(wtfile) {
+	struct vb_dev d;
+	struct vb_backend b;
+	struct bio_trace t;
+};
+
+FIXTURE_VARIANT(wtfile) {
+	int oflags;
+};
+
+FIXTURE_VARIANT_ADD(wtfile, buffered) { .oflags = 0 };
+FIXTURE_VARIANT_ADD(wtfile, direct) { .oflags = O_DIRECT };
+
+FIXTURE_SETUP(wtfile)
+{
+	struct vb_opts o = { .num = 16, .features = F_NO_FLUSH };
+	const char *why = "";
+	int ret;
+
+	vb_dev_init(&self->d);
+	self->b.kind = NULL;
+	self->t.inst[0] = '\0';
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	ret = vb_backend_create(&self->b, "ext4", DISK_SIZE, variant->oflags,
+				&why);
+	if (ret < 0)
+		SKIP(return, "ext4: %s (%s)", why, strerror(-ret));
+	if (bio_trace_open(&self->t, self->b.loopdev, &why))
+		SKIP(return, "%s", why);
+	o.backend = self->b.fd;
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+}
+
+FIXTURE_TEARDOWN(wtfile)
+{
+	vb_dev_teardown(&self->d);
+	bio_trace_close(&self->t);
+	vb_backend_destroy(&self->b);
+}
+
+static bool is_stable(const char *rwbs)
+{
+	return strchr(rwbs, 'F');
+}
+
+TEST_F(wtfile, writethrough_write_is_flushed_to_the_disk_below)
+{
+	uint64_t buf = vb_alloc_data(&self->d.mem, LEN);
+	uint8_t *want = malloc(LEN), *got = malloc(LEN);
+
+	ASSERT_NE(NULL, want);
+	ASSERT_NE(NULL, got);
+	ASSERT_EQ(0, bio_trace_start(&self->t));
+	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(&self->d.vq[0], buf, 64, LEN, 5));
+	ASSERT_EQ(0, bio_trace_collect(&self->t));
+	EXPECT_LE(1, bio_count(&self->t, ~0ULL, is_stable))
+		bio_dump(_metadata, &self->t);
+	vb_pattern(want, LEN, 64, 5);
+	ASSERT_EQ(0, vb_backend_read(&self->b, 64 * VB_SECTOR, got, LEN));
+	EXPECT_EQ(0, memcmp(want, got, LEN));
+	free(want);
+	free(got);
 }
 
 /* ------------------------------------------- a VMM killed in a drain */
