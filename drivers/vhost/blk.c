@@ -77,10 +77,11 @@ static void vhost_blk_set_vq_backends(struct vhost_blk *blk,
 /*
  * Point every queue at @be (NULL: none), after the requests of the
  * previous backend completed.  On success consumes @be and drops the old
- * one.  @killable: the VMM's SET_BACKEND, which a fatal signal may cut
- * short (-EINTR): the old backend then serves again, @be is the
- * caller's, and requests of the old backend still in flight complete as
- * they would have.  Release and reset wait, whatever it takes.
+ * one.  On failure the old backend serves again and @be is the caller's:
+ * @killable is the VMM's SET_BACKEND, which a fatal signal may cut short
+ * (-EINTR), with requests of the old backend still in flight completing
+ * as they would have; or @be's page cache could not be written back.
+ * Release and reset wait, whatever it takes.
  */
 static int vhost_blk_switch_backend(struct vhost_blk *blk,
 				    struct vhost_blk_backend *be,
@@ -100,6 +101,22 @@ static int vhost_blk_switch_backend(struct vhost_blk *blk,
 		if (ret)
 			goto err_restore;
 	}
+
+	/*
+	 * The device's bios bypass a block device's page cache, so treat it
+	 * as O_DIRECT does (kiocb_invalidate_pages()): write back what other
+	 * fds left dirty, lest it land later over the guest's writes, and
+	 * drop cached pages of both devices, lest buffered readers see data
+	 * from before the guest's writes.
+	 */
+	if (be && be->bdev) {
+		ret = sync_blockdev(be->bdev);
+		if (ret)
+			goto err_restore;
+		invalidate_bdev(be->bdev);
+	}
+	if (old && old->bdev)
+		invalidate_bdev(old->bdev);
 
 	if (old)
 		trace_vhost_blk_backend(blk, old, false);

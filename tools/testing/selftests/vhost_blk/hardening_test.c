@@ -387,6 +387,104 @@ TEST_F(bio, writes_to_a_block_device_are_sync)
 		bio_dump(_metadata, &self->t);
 }
 
+/* ------------------------------------- a block device's page cache */
+
+/*
+ * The device's bios bypass the page cache of a block device; another fd
+ * of the same device goes through it.  Attaching must write back what it
+ * left dirty and drop what it cached, as O_DIRECT does.
+ */
+FIXTURE(pagecache) {
+	struct vb_dev d;
+	struct vb_backend b;
+	int bfd;		/* buffered fd of the same block device */
+	uint64_t buf;
+	uint8_t *a, *bb, *got;
+};
+
+FIXTURE_SETUP(pagecache)
+{
+	struct vb_opts o = { .num = 16, .backend = -1 };
+	const char *why = "";
+	int ret;
+
+	vb_dev_init(&self->d);
+	self->b.kind = NULL;
+	self->bfd = -1;
+	self->a = malloc(LEN);
+	self->bb = malloc(LEN);
+	self->got = malloc(LEN);
+	ASSERT_NE(NULL, self->a);
+	ASSERT_NE(NULL, self->bb);
+	ASSERT_NE(NULL, self->got);
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	ret = vb_backend_create(&self->b, "loop", DISK_SIZE, 0, &why);
+	if (ret < 0)
+		SKIP(return, "loop: %s (%s)", why, strerror(-ret));
+	self->bfd = open(self->b.path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->bfd);
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	self->buf = vb_alloc_data(&self->d.mem, LEN);
+	vb_pattern(self->a, LEN, 32, 1);
+	vb_pattern(self->bb, LEN, 32, 2);
+}
+
+FIXTURE_TEARDOWN(pagecache)
+{
+	vb_dev_teardown(&self->d);
+	if (self->bfd >= 0)
+		close(self->bfd);
+	vb_backend_destroy(&self->b);
+	free(self->a);
+	free(self->bb);
+	free(self->got);
+}
+
+TEST_F(pagecache, data_left_dirty_by_another_fd_is_read_and_never_lands_later)
+{
+	struct vb_vq *vq = &self->d.vq[0];
+
+	/* A dirty page-cache copy of sector 32, never synced. */
+	ASSERT_EQ(LEN, pwrite(self->bfd, self->a, LEN, 32 * VB_SECTOR));
+	ASSERT_EQ(0, vb_set_backend(&self->d, self->b.fd));
+
+	vb_fill(&self->d.mem, self->buf, 0xaa, LEN);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(vq, VIRTIO_BLK_T_IN, 32, self->buf,
+					 LEN, 0, NULL));
+	vb_read(&self->d.mem, self->buf, self->got, LEN);
+	EXPECT_EQ(0, memcmp(self->a, self->got, LEN))
+		TH_LOG("the guest did not read what the host wrote before");
+
+	/* The guest's write must survive the other fd's writeback. */
+	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(vq, self->buf, 32, LEN, 2));
+	ASSERT_EQ(0, fsync(self->bfd));
+	ASSERT_EQ(0, vb_backend_read(&self->b, 32 * VB_SECTOR, self->got,
+				     LEN));
+	EXPECT_EQ(0, memcmp(self->bb, self->got, LEN))
+		TH_LOG("host pages dirty before the attach overwrote the guest");
+}
+
+TEST_F(pagecache, buffered_readers_see_the_guest_writes_after_a_switch)
+{
+	struct vb_vq *vq = &self->d.vq[0];
+
+	/* Cache sector 32 through the buffered fd. */
+	ASSERT_EQ(0, vb_backend_write(&self->b, 32 * VB_SECTOR, self->a, LEN));
+	ASSERT_EQ(LEN, pread(self->bfd, self->got, LEN, 32 * VB_SECTOR));
+	ASSERT_EQ(0, memcmp(self->a, self->got, LEN));
+
+	ASSERT_EQ(0, vb_set_backend(&self->d, self->b.fd));
+	/* ...and again while attached: the detach must drop it too. */
+	ASSERT_EQ(LEN, pread(self->bfd, self->got, LEN, 32 * VB_SECTOR));
+	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(vq, self->buf, 32, LEN, 2));
+	ASSERT_EQ(0, vb_set_backend(&self->d, -1));
+	ASSERT_EQ(LEN, pread(self->bfd, self->got, LEN, 32 * VB_SECTOR));
+	EXPECT_EQ(0, memcmp(self->bb, self->got, LEN))
+		TH_LOG("a buffered reader sees data from before the guest wrote");
+}
+
 /* ------------------------------------------------ write-cache mode */
 
 #define F_NO_FLUSH	(VB_F_TRANSPORT | \
