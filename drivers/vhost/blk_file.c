@@ -32,9 +32,14 @@ int vhost_blk_file_sync_rw(struct vhost_blk_req *req)
 	} else {
 		iov_iter_bvec(&iter, WRITE, req->bvec, req->nr_pages,
 			      req->len);
-		/* Writethrough: generic_write_sync() before it returns. */
+		/* Writethrough: generic_write_sync() before it returns.
+		 * A frozen file system holds the write here, in the
+		 * workqueue, until it thaws.
+		 */
+		vhost_blk_iter_write_start(file);
 		ret = vfs_iter_write(file, &iter, &pos,
 				     req->writethrough ? RWF_DSYNC : 0);
+		vhost_blk_iter_write_end(file);
 	}
 	if (ret < 0)
 		return ret;
@@ -97,6 +102,26 @@ static void vhost_blk_kiocb_complete(struct kiocb *iocb, long ret)
 	vhost_blk_req_put(req);
 }
 
+/*
+ * kiocb_start_write(), except that under IOCB_NOWAIT a frozen file system
+ * fails it instead of putting the worker, and every queue with it, to
+ * sleep until the thaw (io_uring's io_kiocb_start_write() does the same).
+ */
+static bool vhost_blk_kiocb_start_write(struct kiocb *iocb)
+{
+	struct super_block *sb = file_inode(iocb->ki_filp)->i_sb;
+
+	if (!(iocb->ki_flags & IOCB_NOWAIT)) {
+		kiocb_start_write(iocb);
+		return true;
+	}
+	if (!sb_start_write_trylock(sb))
+		return false;
+	/* As kiocb_start_write(): the completion releases it. */
+	__sb_writers_release(sb, SB_FREEZE_WRITE);
+	return true;
+}
+
 /**
  * vhost_blk_file_aio() - send a direct read or write as an async kiocb
  * @req: an IN or OUT request with its pages pinned, on an O_DIRECT file
@@ -105,7 +130,8 @@ static void vhost_blk_kiocb_complete(struct kiocb *iocb, long ret)
  * Unless it returns -EAGAIN, the request is the kiocb's until it completes.
  *
  * Context: the worker (@nowait) or the workqueue.
- * Return: 0, or -EAGAIN (nothing done) where the file system would block.
+ * Return: 0, or -EAGAIN (nothing done) where the file system would block
+ * or is frozen.
  */
 int vhost_blk_file_aio(struct vhost_blk_req *req, bool nowait)
 {
@@ -130,7 +156,10 @@ int vhost_blk_file_aio(struct vhost_blk_req *req, bool nowait)
 		/* Writethrough: FUA, or a sync when the write completes. */
 		if (req->writethrough)
 			iocb->ki_flags |= IOCB_DSYNC;
-		kiocb_start_write(iocb);
+		if (!vhost_blk_kiocb_start_write(iocb)) {
+			atomic_dec(&req->ref);
+			return -EAGAIN;
+		}
 		ret = file->f_op->write_iter(iocb, &iter);
 		if (ret == -EAGAIN && nowait)
 			kiocb_end_write(iocb);

@@ -655,6 +655,103 @@ TEST_F(wtfile, writethrough_write_is_flushed_to_the_disk_below)
 	free(got);
 }
 
+/* --------------------------------------------- a frozen file system */
+
+/*
+ * An image file on an ext4 that gets frozen (FIFREEZE, what fsfreeze
+ * does) under the guest's writes: a write must wait for the thaw, and
+ * must not hold up the other requests of the device meanwhile.
+ */
+FIXTURE(frozen) {
+	struct vb_dev d;
+	struct vb_backend b;
+	int mnt;		/* the mount point, for FIFREEZE/FITHAW */
+	bool frozen;
+	uint64_t wbuf, rbuf;
+};
+
+FIXTURE_VARIANT(frozen) {
+	int oflags;
+};
+
+FIXTURE_VARIANT_ADD(frozen, buffered) { .oflags = 0 };
+FIXTURE_VARIANT_ADD(frozen, direct) { .oflags = O_DIRECT };
+
+FIXTURE_SETUP(frozen)
+{
+	struct vb_opts o = { .num = 16 };
+	const char *why = "";
+	int ret;
+
+	vb_dev_init(&self->d);
+	self->b.kind = NULL;
+	self->mnt = -1;
+	self->frozen = false;
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	ret = vb_backend_create(&self->b, "ext4", DISK_SIZE, variant->oflags,
+				&why);
+	if (ret < 0)
+		SKIP(return, "ext4: %s (%s)", why, strerror(-ret));
+	self->mnt = open(self->b.aux, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ASSERT_LE(0, self->mnt);
+	o.backend = self->b.fd;
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	self->wbuf = vb_alloc_data(&self->d.mem, LEN);
+	self->rbuf = vb_alloc_data(&self->d.mem, LEN);
+	/* Allocated blocks: the direct write then needs no allocation. */
+	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(&self->d.vq[0], self->wbuf, 64,
+					     LEN, 1));
+	ASSERT_EQ(0, fsync(self->b.fd));
+}
+
+FIXTURE_TEARDOWN(frozen)
+{
+	if (self->frozen)
+		ioctl(self->mnt, FITHAW, 0);
+	vb_dev_teardown(&self->d);
+	if (self->mnt >= 0)
+		close(self->mnt);
+	vb_backend_destroy(&self->b);
+}
+
+TEST_F(frozen, write_waits_for_the_thaw_and_reads_go_on)
+{
+	struct vb_vq *vq = &self->d.vq[0];
+	uint8_t *want = malloc(LEN), *got = malloc(LEN);
+	struct vb_req w = { .type = VIRTIO_BLK_T_OUT, .sector = 64,
+			    .data_gpa = self->wbuf, .data_len = LEN };
+
+	ASSERT_NE(NULL, want);
+	ASSERT_NE(NULL, got);
+	ASSERT_EQ(0, ioctl(self->mnt, FIFREEZE, 0))
+		TH_LOG("FIFREEZE: %s", strerror(errno));
+	self->frozen = true;
+
+	vb_pattern(want, LEN, 64, 2);
+	vb_write(&self->d.mem, self->wbuf, want, LEN);
+	ASSERT_EQ(0, vb_req_post(vq, &w));
+	vb_vq_kick(vq);
+	/* A read behind it is served while the write waits. */
+	EXPECT_EQ(VIRTIO_BLK_S_OK, vb_io(vq, VIRTIO_BLK_T_IN, 128, self->rbuf,
+					 LEN, 0, NULL))
+		TH_LOG("a write to a frozen file system stalled the device");
+	usleep(VB_QUIET_MS * 1000);
+	ASSERT_LE(0, vb_vq_collect(vq));
+	EXPECT_FALSE(w.done) TH_LOG("a write went into a frozen file system");
+
+	ASSERT_EQ(0, ioctl(self->mnt, FITHAW, 0));
+	self->frozen = false;
+	while (!w.done)
+		ASSERT_EQ(0, vb_vq_wait(vq, 1, VB_TIMEOUT_MS));
+	ASSERT_EQ(VIRTIO_BLK_S_OK, w.status);
+	ASSERT_EQ(0, vb_backend_read(&self->b, 64 * VB_SECTOR, got, LEN));
+	EXPECT_EQ(0, memcmp(want, got, LEN));
+	free(want);
+	free(got);
+}
+
 /* ------------------------------------------- a VMM killed in a drain */
 
 /*
