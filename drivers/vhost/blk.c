@@ -43,6 +43,7 @@
 	 BIT_ULL(VIRTIO_BLK_F_BLK_SIZE) |			\
 	 BIT_ULL(VIRTIO_BLK_F_FLUSH) |				\
 	 BIT_ULL(VIRTIO_BLK_F_TOPOLOGY) |			\
+	 BIT_ULL(VIRTIO_BLK_F_CONFIG_WCE) |			\
 	 BIT_ULL(VIRTIO_BLK_F_MQ) |				\
 	 BIT_ULL(VIRTIO_BLK_F_DISCARD) |			\
 	 BIT_ULL(VIRTIO_BLK_F_WRITE_ZEROES))
@@ -58,37 +59,77 @@ static void vhost_blk_backend_put(struct vhost_blk_backend *be)
 	kfree(be);
 }
 
-/*
- * Point every queue at @be (NULL: none), after the requests of the
- * previous backend completed.  Consumes @be; drops the old one.
- */
-static void vhost_blk_switch_backend(struct vhost_blk *blk,
-				     struct vhost_blk_backend *be)
+/* Point every queue at @be, under every queue mutex. */
+static void vhost_blk_set_vq_backends(struct vhost_blk *blk,
+				      struct vhost_blk_backend *be)
 {
-	struct vhost_blk_backend *old = blk->be;
 	int i;
-
-	lockdep_assert_held(&blk->mutex);
-	if (old)
-		trace_vhost_blk_backend(blk, old, false);
-	vhost_blk_lock_vqs(blk);
-	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
-		blk->vqs[i].be = NULL;
-	vhost_blk_unlock_vqs(blk);
-	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
-		vhost_blk_vq_drain(&blk->vqs[i]);
 
 	vhost_blk_lock_vqs(blk);
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
 		blk->vqs[i].be = be;
 	vhost_blk_unlock_vqs(blk);
+	if (be && blk->mm)
+		for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+			vhost_blk_wake(blk, VHOST_BLK_KICK_BIT(i));
+}
+
+/*
+ * Point every queue at @be (NULL: none), after the requests of the
+ * previous backend completed.  On success consumes @be and drops the old
+ * one.  On failure the old backend serves again and @be is the caller's:
+ * @killable is the VMM's SET_BACKEND, which a fatal signal may cut short
+ * (-EINTR), with requests of the old backend still in flight completing
+ * as they would have; or @be's page cache could not be written back.
+ * Release and reset wait, whatever it takes.
+ */
+static int vhost_blk_switch_backend(struct vhost_blk *blk,
+				    struct vhost_blk_backend *be,
+				    bool killable)
+{
+	struct vhost_blk_backend *old = blk->be;
+	int i, ret;
+
+	lockdep_assert_held(&blk->mutex);
+	vhost_blk_set_vq_backends(blk, NULL);
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+		if (!killable) {
+			vhost_blk_vq_drain(&blk->vqs[i]);
+			continue;
+		}
+		ret = vhost_blk_vq_drain_killable(&blk->vqs[i]);
+		if (ret)
+			goto err_restore;
+	}
+
+	/*
+	 * The device's bios bypass a block device's page cache, so treat it
+	 * as O_DIRECT does (kiocb_invalidate_pages()): write back what other
+	 * fds left dirty, lest it land later over the guest's writes, and
+	 * drop cached pages of both devices, lest buffered readers see data
+	 * from before the guest's writes.
+	 */
+	if (be && be->bdev) {
+		ret = sync_blockdev(be->bdev);
+		if (ret)
+			goto err_restore;
+		invalidate_bdev(be->bdev);
+	}
+	if (old && old->bdev)
+		invalidate_bdev(old->bdev);
+
+	if (old)
+		trace_vhost_blk_backend(blk, old, false);
+	vhost_blk_set_vq_backends(blk, be);
 	blk->be = be;
 	vhost_blk_backend_put(old);
 	if (be)
 		trace_vhost_blk_backend(blk, be, true);
-	if (be && blk->mm)
-		for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
-			vhost_blk_wake(blk, VHOST_BLK_KICK_BIT(i));
+	return 0;
+
+err_restore:
+	vhost_blk_set_vq_backends(blk, old);
+	return ret;
 }
 
 static long vhost_blk_set_backend(struct vhost_blk *blk,
@@ -102,10 +143,8 @@ static long vhost_blk_set_backend(struct vhost_blk *blk,
 
 	if (copy_from_user(&f, argp, sizeof(f)))
 		return -EFAULT;
-	if (f.fd == -1) {
-		vhost_blk_switch_backend(blk, NULL);
-		return 0;
-	}
+	if (f.fd == -1)
+		return vhost_blk_switch_backend(blk, NULL, true);
 	file = fget(f.fd);
 	if (!file)
 		return -EBADF;
@@ -116,6 +155,13 @@ static long vhost_blk_set_backend(struct vhost_blk *blk,
 	if (!S_ISBLK(inode->i_mode) &&
 	    !(S_ISREG(inode->i_mode) && file->f_op->read_iter &&
 	      file->f_op->write_iter))
+		goto err_fput;
+	/*
+	 * generic_write_checks() would move every guest write of an
+	 * O_APPEND file to its end; refuse it for a block device too, so
+	 * that the rule is one rule.
+	 */
+	if (file->f_flags & O_APPEND)
 		goto err_fput;
 
 	ret = -ENOMEM;
@@ -128,12 +174,29 @@ static long vhost_blk_set_backend(struct vhost_blk *blk,
 		be->bdev = I_BDEV(file->f_mapping->host);
 	else
 		be->can_nowait = file->f_mode & FMODE_NOWAIT;
-	vhost_blk_switch_backend(blk, be);
+	ret = vhost_blk_switch_backend(blk, be, true);
+	if (ret)
+		goto err_free;
 	return 0;
 
+err_free:
+	kfree(be);
 err_fput:
 	fput(file);
 	return ret;
+}
+
+/* Switch every queue between writeback and writethrough. */
+static void vhost_blk_apply_writeback(struct vhost_blk *blk, bool writeback)
+{
+	int i;
+
+	lockdep_assert_held(&blk->mutex);
+	vhost_blk_lock_vqs(blk);
+	blk->writeback = writeback;
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+		blk->vqs[i].writeback = writeback;
+	vhost_blk_unlock_vqs(blk);
 }
 
 static long vhost_blk_set_features(struct vhost_blk *blk, u64 __user *argp)
@@ -150,6 +213,30 @@ static long vhost_blk_set_features(struct vhost_blk *blk, u64 __user *argp)
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
 		blk->vqs[i].features = features;
 	vhost_blk_unlock_vqs(blk);
+	/*
+	 * virtio 1.2, 5.2.6.1: a driver that cannot flush is given a
+	 * writethrough cache, and so is one that acked CONFIG_WCE without
+	 * FLUSH; with CONFIG_WCE the VMM then follows the guest's choice.
+	 */
+	vhost_blk_apply_writeback(blk, features & BIT_ULL(VIRTIO_BLK_F_FLUSH));
+	return 0;
+}
+
+/*
+ * VHOST_BLK_SET_WRITEBACK: requests taken from now on use the new mode;
+ * the guest changes it only by writing the configuration space, and the
+ * virtio-blk driver flushes before it turns writeback off.
+ */
+static long vhost_blk_set_writeback(struct vhost_blk *blk, u32 __user *argp)
+{
+	u32 writeback;
+
+	if (get_user(writeback, argp))
+		return -EFAULT;
+	if (writeback > 1 ||
+	    (writeback && !(blk->features & BIT_ULL(VIRTIO_BLK_F_FLUSH))))
+		return -EINVAL;
+	vhost_blk_apply_writeback(blk, writeback);
 	return 0;
 }
 
@@ -182,13 +269,14 @@ static void vhost_blk_reset(struct vhost_blk *blk)
 		vhost_blk_poll_stop(&blk->vqs[i]);
 		mutex_unlock(&blk->vqs[i].mutex);
 	}
-	vhost_blk_switch_backend(blk, NULL);
+	vhost_blk_switch_backend(blk, NULL, false);
 	vhost_blk_worker_stop(blk);
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
 		vhost_blk_vq_cleanup(&blk->vqs[i]);
 	kvfree(blk->mem);
 	blk->mem = NULL;
 	blk->features = 0;
+	blk->writeback = false;
 	if (blk->mm) {
 		mmput(blk->mm);
 		blk->mm = NULL;
@@ -250,6 +338,12 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 	case VHOST_NEW_WORKER:
 	case VHOST_FREE_WORKER:
 		ret = vhost_blk_worker_ioctl(blk, ioctl, argp);
+		break;
+	case VHOST_BLK_SET_WRITEBACK:
+		ret = vhost_blk_set_writeback(blk, argp);
+		break;
+	case VHOST_BLK_GET_WRITEBACK:
+		ret = put_user((u32)blk->writeback, (u32 __user *)argp);
 		break;
 	case VHOST_SET_VRING_NUM:
 	case VHOST_SET_VRING_BASE:
@@ -331,6 +425,7 @@ static void vhost_blk_show_device(struct seq_file *m, struct vhost_blk *blk)
 	seq_printf(m, "owner_pid:\t%d\n", blk->mm ? blk->owner_tgid : 0);
 	seq_printf(m, "worker_pid:\t%d\n", vhost_blk_worker_pid(blk));
 	seq_printf(m, "features:\t%#llx\n", blk->features);
+	seq_printf(m, "writeback:\t%d\n", blk->writeback);
 	seq_printf(m, "mem_regions:\t%u\n", blk->mem ? blk->mem->nregions : 0);
 	if (!be) {
 		seq_puts(m, "backend:\tnone\n");

@@ -161,6 +161,7 @@ struct vhost_blk_req {
 	u16 head;
 	u32 type;
 	u8 status;
+	bool writethrough;		/* OUT, WRITE_ZEROES: make it stable */
 	u8 __user *status_addr;
 	u64 bytes;			/* what the guest asked for, for stats */
 	u64 start_ns;			/* 0 unless vhost_blk_req_done is on */
@@ -238,6 +239,7 @@ struct vhost_blk_vq {
 	bool initialized;		/* last_used_idx read from the ring */
 
 	u64 features;
+	bool writeback;			/* else writes are made stable */
 	struct vhost_blk_backend *be;	/* NULL: not serving */
 	struct vhost_blk_mem *mem;	/* the device's table */
 	char serial[VIRTIO_BLK_ID_BYTES];
@@ -305,7 +307,8 @@ struct vhost_blk {
 	struct vhost_blk_worker *workers[VHOST_BLK_MAX_WORKERS];
 	struct vhost_blk_backend *be;
 	struct vhost_blk_mem *mem;	/* also under every vq->mutex */
-	u64 features;
+	u64 features;			/* also under every vq->mutex */
+	bool writeback;			/* also under every vq->mutex */
 
 	wait_queue_head_t drain_wq;	/* inflight of a queue dropped to 0 */
 	struct vhost_blk_vq vqs[VHOST_BLK_MAX_QUEUES];
@@ -372,6 +375,7 @@ void vhost_blk_flush_used(struct vhost_blk_vq *vq);
 void vhost_blk_lock_vqs(struct vhost_blk *blk);
 void vhost_blk_unlock_vqs(struct vhost_blk *blk);
 void vhost_blk_vq_drain(struct vhost_blk_vq *vq);
+int vhost_blk_vq_drain_killable(struct vhost_blk_vq *vq);
 long vhost_blk_set_mem_table(struct vhost_blk *blk,
 			     struct vhost_memory __user *argp);
 long vhost_blk_vring_ioctl(struct vhost_blk *blk, unsigned int ioctl,

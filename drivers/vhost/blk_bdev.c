@@ -39,10 +39,22 @@ static void vhost_blk_bio_submit(struct vhost_blk_req *req, struct bio *bio)
 void vhost_blk_bdev_rw(struct vhost_blk_req *req)
 {
 	struct block_device *bdev = req->be->bdev;
+	/*
+	 * A guest's write is waited for, like the kernel's own O_DIRECT
+	 * (dio_bio_write_op()): without REQ_SYNC writeback throttling takes
+	 * it for background writeback and may put the worker, which serves
+	 * every queue, to sleep.  REQ_IDLE: more may follow at once.
+	 */
 	blk_opf_t opf = req->type == VIRTIO_BLK_T_IN ? REQ_OP_READ :
-						       REQ_OP_WRITE;
+			REQ_OP_WRITE | REQ_SYNC | REQ_IDLE;
 	struct iov_iter iter;
 	struct bio *bio;
+
+	/* Writethrough: stable on completion (the block layer turns FUA
+	 * into a post-flush where the device has a cache but no FUA).
+	 */
+	if (req->type == VIRTIO_BLK_T_OUT && req->writethrough)
+		opf |= REQ_FUA;
 
 	iov_iter_bvec(&iter, req->type == VIRTIO_BLK_T_IN ? READ : WRITE,
 		      req->bvec, req->nr_pages, req->len);
@@ -79,6 +91,7 @@ void vhost_blk_bdev_flush(struct vhost_blk_req *req)
  * Synchronous, from the workqueue: blkdev_issue_zeroout() falls back to
  * writing zero pages where the device turns write-zeroes down (a loop
  * device over tmpfs does), and a large range does not hold up the worker.
+ * It takes no FUA, so writethrough zeroes are followed by a flush.
  *
  * Context: process (the workqueue).
  * Return: 0 or a negative errno.
@@ -105,6 +118,8 @@ int vhost_blk_bdev_discard(struct vhost_blk_req *req)
 			ret = blkdev_issue_zeroout(bdev, sector, nr, GFP_KERNEL,
 						   zflags);
 	}
+	if (!ret && req->type == VIRTIO_BLK_T_WRITE_ZEROES && req->writethrough)
+		ret = blkdev_issue_flush(bdev);
 	return ret;
 }
 

@@ -11,6 +11,7 @@
 #include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/eventfd.h>
+#include <linux/fs.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
 #include <linux/version.h>
@@ -89,6 +90,26 @@ static inline void vhost_blk_bio_iov_bvec_set(struct bio *bio,
 	iov_iter_advance(iter, bio->bi_iter.bi_size);
 #else
 	bio_iov_iter_get_pages(bio, iter);
+#endif
+}
+
+/*
+ * v6.8, 269aed7014b3 ("fs: move file_start_write() into
+ * vfs_iter_write()"): before it the caller of vfs_iter_write() took the
+ * freeze protection (loop did), and without it a write goes into a
+ * frozen file system.
+ */
+static inline void vhost_blk_iter_write_start(struct file *file)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)
+	file_start_write(file);
+#endif
+}
+
+static inline void vhost_blk_iter_write_end(struct file *file)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)
+	file_end_write(file);
 #endif
 }
 

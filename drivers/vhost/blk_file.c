@@ -32,7 +32,14 @@ int vhost_blk_file_sync_rw(struct vhost_blk_req *req)
 	} else {
 		iov_iter_bvec(&iter, WRITE, req->bvec, req->nr_pages,
 			      req->len);
-		ret = vfs_iter_write(file, &iter, &pos, 0);
+		/* Writethrough: generic_write_sync() before it returns.
+		 * A frozen file system holds the write here, in the
+		 * workqueue, until it thaws.
+		 */
+		vhost_blk_iter_write_start(file);
+		ret = vfs_iter_write(file, &iter, &pos,
+				     req->writethrough ? RWF_DSYNC : 0);
+		vhost_blk_iter_write_end(file);
 	}
 	if (ret < 0)
 		return ret;
@@ -65,15 +72,20 @@ int vhost_blk_file_discard(struct vhost_blk_req *req)
 		if (req->type == VIRTIO_BLK_T_DISCARD ||
 		    (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)) {
 			ret = vfs_fallocate(file, punch, pos, len);
-			continue;
+		} else {
+			/* Zero without deallocating where the file system
+			 * can; a punched hole reads back as zeroes too
+			 * (tmpfs).
+			 */
+			ret = vfs_fallocate(file, FALLOC_FL_ZERO_RANGE |
+					    FALLOC_FL_KEEP_SIZE, pos, len);
+			if (ret == -EOPNOTSUPP)
+				ret = vfs_fallocate(file, punch, pos, len);
 		}
-		/* Zero without deallocating where the file system can;
-		 * a punched hole reads back as zeroes too (tmpfs).
-		 */
-		ret = vfs_fallocate(file, FALLOC_FL_ZERO_RANGE |
-				    FALLOC_FL_KEEP_SIZE, pos, len);
-		if (ret == -EOPNOTSUPP)
-			ret = vfs_fallocate(file, punch, pos, len);
+		/* Writethrough: the zeroes are a write like any other. */
+		if (!ret && req->type == VIRTIO_BLK_T_WRITE_ZEROES &&
+		    req->writethrough)
+			ret = vfs_fsync_range(file, pos, pos + len - 1, 1);
 	}
 	return ret;
 }
@@ -90,6 +102,26 @@ static void vhost_blk_kiocb_complete(struct kiocb *iocb, long ret)
 	vhost_blk_req_put(req);
 }
 
+/*
+ * kiocb_start_write(), except that under IOCB_NOWAIT a frozen file system
+ * fails it instead of putting the worker, and every queue with it, to
+ * sleep until the thaw (io_uring's io_kiocb_start_write() does the same).
+ */
+static bool vhost_blk_kiocb_start_write(struct kiocb *iocb)
+{
+	struct super_block *sb = file_inode(iocb->ki_filp)->i_sb;
+
+	if (!(iocb->ki_flags & IOCB_NOWAIT)) {
+		kiocb_start_write(iocb);
+		return true;
+	}
+	if (!sb_start_write_trylock(sb))
+		return false;
+	/* As kiocb_start_write(): the completion releases it. */
+	__sb_writers_release(sb, SB_FREEZE_WRITE);
+	return true;
+}
+
 /**
  * vhost_blk_file_aio() - send a direct read or write as an async kiocb
  * @req: an IN or OUT request with its pages pinned, on an O_DIRECT file
@@ -98,7 +130,8 @@ static void vhost_blk_kiocb_complete(struct kiocb *iocb, long ret)
  * Unless it returns -EAGAIN, the request is the kiocb's until it completes.
  *
  * Context: the worker (@nowait) or the workqueue.
- * Return: 0, or -EAGAIN (nothing done) where the file system would block.
+ * Return: 0, or -EAGAIN (nothing done) where the file system would block
+ * or is frozen.
  */
 int vhost_blk_file_aio(struct vhost_blk_req *req, bool nowait)
 {
@@ -120,7 +153,13 @@ int vhost_blk_file_aio(struct vhost_blk_req *req, bool nowait)
 		iov_iter_bvec(&iter, WRITE, req->bvec, req->nr_pages,
 			      req->len);
 		iocb->ki_flags |= IOCB_WRITE;
-		kiocb_start_write(iocb);
+		/* Writethrough: FUA, or a sync when the write completes. */
+		if (req->writethrough)
+			iocb->ki_flags |= IOCB_DSYNC;
+		if (!vhost_blk_kiocb_start_write(iocb)) {
+			atomic_dec(&req->ref);
+			return -EAGAIN;
+		}
 		ret = file->f_op->write_iter(iocb, &iter);
 		if (ret == -EAGAIN && nowait)
 			kiocb_end_write(iocb);

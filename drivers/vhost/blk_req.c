@@ -362,6 +362,8 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 	req->pages = req->inline_pages;
 	req->bvec = req->inline_bvec;
 	req->type = VHOST_BLK_T_NONE;
+	/* The mode a write is acknowledged in is the one it was taken in. */
+	req->writethrough = !vq->writeback;
 	atomic_set(&req->ref, 1);
 
 	if (rlen < sizeof(hdr) ||
@@ -401,9 +403,11 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 			vhost_blk_file_rw(req);
 		goto submitted;
 	case VIRTIO_BLK_T_FLUSH:
-		status = VIRTIO_BLK_S_OK;
-		if (vhost_blk_read_only(req->be))
-			break;
+		/*
+		 * Also when read-only: a block device may have taken writes
+		 * before BLKROSET, and the guest was told they are stable
+		 * once this completes.  An empty flush passes bio_check_ro().
+		 */
 		WRITE_ONCE(vq->inflight, vq->inflight + 1);
 		if (req->be->bdev)
 			vhost_blk_bdev_flush(req);

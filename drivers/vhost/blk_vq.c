@@ -581,13 +581,36 @@ void vhost_blk_vq_drain(struct vhost_blk_vq *vq)
 		wait_event(vq->blk->drain_wq, !READ_ONCE(vq->inflight));
 }
 
+/**
+ * vhost_blk_vq_drain_killable() - vhost_blk_vq_drain(), unless killed
+ * @vq: the queue
+ *
+ * For the ioctls that drain on the VMM's behalf: a backend that never
+ * completes must not make the VMM unkillable.  Release keeps waiting
+ * with vhost_blk_vq_drain(), as it must before it frees anything.
+ *
+ * Context: as vhost_blk_vq_drain().
+ * Return: 0 once @vq has nothing in flight, or -EINTR when a fatal signal
+ * came first; requests may still be in flight then.
+ */
+int vhost_blk_vq_drain_killable(struct vhost_blk_vq *vq)
+{
+	lockdep_assert_held(&vq->blk->mutex);
+	if (READ_ONCE(vq->worker) &&
+	    wait_event_killable(vq->blk->drain_wq, !READ_ONCE(vq->inflight)))
+		return -EINTR;
+	return 0;
+}
+
 /*
  * Make @vq quiet for a change of its ring: fail with -EBUSY while it runs,
- * otherwise wait for requests left in flight by a broken ring.  Returns
- * with vq->mutex held on success.
+ * otherwise wait for requests left in flight by a broken ring (-EINTR if
+ * killed meanwhile).  Returns with vq->mutex held on success.
  */
 static int vhost_blk_vq_quiesce(struct vhost_blk_vq *vq)
 {
+	int ret;
+
 	mutex_lock(&vq->mutex);
 	if (vhost_blk_vq_running(vq)) {
 		mutex_unlock(&vq->mutex);
@@ -595,7 +618,9 @@ static int vhost_blk_vq_quiesce(struct vhost_blk_vq *vq)
 	}
 	if (vq->inflight) {
 		mutex_unlock(&vq->mutex);
-		vhost_blk_vq_drain(vq);
+		ret = vhost_blk_vq_drain_killable(vq);
+		if (ret)
+			return ret;
 		mutex_lock(&vq->mutex);
 	}
 	return 0;
@@ -764,7 +789,10 @@ long vhost_blk_vring_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 		mutex_lock(&vq->mutex);
 		vq->stopped = true;
 		mutex_unlock(&vq->mutex);
-		vhost_blk_vq_drain(vq);
+		/* Killed: the queue stays stopped; GET again waits again. */
+		ret = vhost_blk_vq_drain_killable(vq);
+		if (ret)
+			return ret;
 		mutex_lock(&vq->mutex);
 		s.index = idx;
 		s.num = vq->last_avail_idx;
@@ -806,7 +834,13 @@ long vhost_blk_vring_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 			 */
 			if (vq->inflight) {
 				mutex_unlock(&vq->mutex);
-				vhost_blk_vq_drain(vq);
+				/* Killed: still stopped or broken, old kick. */
+				ret = vhost_blk_vq_drain_killable(vq);
+				if (ret) {
+					if (kick)
+						fput(kick);
+					return ret;
+				}
 				mutex_lock(&vq->mutex);
 			}
 			vq->initialized = false;
@@ -891,6 +925,7 @@ void vhost_blk_vq_init(struct vhost_blk_vq *vq)
 	vq->signalled_used_valid = false;
 	vq->initialized = false;
 	vq->features = 0;
+	vq->writeback = false;
 	vq->be = NULL;
 	vq->mem = NULL;
 	memset(vq->serial, 0, sizeof(vq->serial));

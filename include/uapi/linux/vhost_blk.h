@@ -74,4 +74,14 @@ struct vhost_vring_worker {
  */
 #define VHOST_BLK_SET_SERIAL	_IOW(VHOST_VIRTIO, 0xFE, char[VIRTIO_BLK_ID_BYTES])
 
+/*
+ * Set or get the write-cache mode: 1 writeback, 0 writethrough (every
+ * completed write is stable).  VHOST_SET_FEATURES resets it to writeback
+ * exactly when VIRTIO_BLK_F_FLUSH is acked; with VIRTIO_BLK_F_CONFIG_WCE
+ * the VMM sets what the guest writes to the writeback field of the
+ * configuration space.  Writeback needs VIRTIO_BLK_F_FLUSH.
+ */
+#define VHOST_BLK_SET_WRITEBACK	_IOW(VHOST_VIRTIO, 0xFD, __u32)
+#define VHOST_BLK_GET_WRITEBACK	_IOR(VHOST_VIRTIO, 0xFC, __u32)
+
 #endif /* _UAPI_LINUX_VHOST_BLK_H */

@@ -420,98 +420,9 @@ TEST_F(slow, event_idx_leaves_used_flags_alone)
 
 /* ------------------------------------------------------ device-mapper */
 
-struct dm {
-	char name[64];
-	char path[64];
-	int fd;
-};
-
-static bool have_dmsetup(void)
-{
-	return !access("/sbin/dmsetup", X_OK) ||
-	       !access("/usr/sbin/dmsetup", X_OK);
-}
-
-/*
- * Create dm device @name from @table and open it O_RDWR.  Without udev
- * there is no /dev/mapper/<name>: open /dev/dm-N, which devtmpfs makes.
- */
-static int dm_create(struct dm *dm, const char *name, const char *table,
-		     const char **why)
-{
-	char cmd[1024], out[64], link[256];
-	unsigned int maj, min;
-	FILE *f;
-	int i;
-
-	dm->fd = -1;
-	dm->name[0] = 0;
-	if (!have_dmsetup()) {
-		*why = "dmsetup not installed (apt-get install dmsetup)";
-		return -ENOENT;
-	}
-	if (system("modprobe dm_mod 2>/dev/null"))
-		; /* built in, or dmsetup will say */
-	snprintf(dm->name, sizeof(dm->name), "%s-%d", name, getpid());
-	snprintf(cmd, sizeof(cmd),
-		 "printf '%s' | dmsetup create --noudevsync %s >/dev/null 2>&1",
-		 table, dm->name);
-	if (system(cmd)) {
-		dm->name[0] = 0;
-		*why = "dmsetup create failed (no device-mapper?)";
-		return -EIO;
-	}
-	snprintf(cmd, sizeof(cmd),
-		 "dmsetup info -c --noheadings -o major,minor --separator ' ' %s",
-		 dm->name);
-	f = popen(cmd, "r");
-	if (!f || !fgets(out, sizeof(out), f) ||
-	    sscanf(out, "%u %u", &maj, &min) != 2) {
-		if (f)
-			pclose(f);
-		*why = "dmsetup info failed";
-		return -EIO;
-	}
-	pclose(f);
-	snprintf(cmd, sizeof(cmd), "/sys/dev/block/%u:%u", maj, min);
-	i = readlink(cmd, link, sizeof(link) - 1);
-	if (i <= 0) {
-		*why = "no sysfs entry for the dm device";
-		return -ENOENT;
-	}
-	link[i] = 0;
-	snprintf(dm->path, sizeof(dm->path), "/dev/%s", strrchr(link, '/') + 1);
-	for (i = 0; i < 200 && access(dm->path, F_OK); i++)
-		usleep(10000);
-	dm->fd = open(dm->path, O_RDWR | O_CLOEXEC);
-	if (dm->fd < 0) {
-		*why = "cannot open the dm device";
-		return -errno;
-	}
-	return dm->fd;
-}
-
-static void dm_destroy(struct dm *dm)
-{
-	char cmd[256];
-	int i;
-
-	if (dm->fd >= 0)
-		close(dm->fd);
-	dm->fd = -1;
-	if (!dm->name[0])
-		return;
-	snprintf(cmd, sizeof(cmd),
-		 "dmsetup remove --noudevsync %s >/dev/null 2>&1", dm->name);
-	/* the device may still be closing */
-	for (i = 0; i < 50 && system(cmd); i++)
-		usleep(20000);
-	dm->name[0] = 0;
-}
-
 FIXTURE(dmerr) {
 	struct vb_dev d;
-	struct dm dm;
+	struct vb_dm dm;
 	struct vb_vq *vq;
 	uint64_t buf;
 };
@@ -531,7 +442,7 @@ FIXTURE_SETUP(dmerr)
 		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
 	snprintf(table, sizeof(table), "0 %llu error",
 		 (unsigned long long)DISK_SECTORS);
-	ret = dm_create(&self->dm, "vbt-err", table, &why);
+	ret = vb_dm_create(&self->dm, "vbt-err", table, &why);
 	if (ret < 0)
 		SKIP(return, "dm-error: %s (%s)", why, strerror(-ret));
 	o.backend = self->dm.fd;
@@ -544,7 +455,7 @@ FIXTURE_SETUP(dmerr)
 FIXTURE_TEARDOWN(dmerr)
 {
 	vb_dev_teardown(&self->d);
-	dm_destroy(&self->dm);
+	vb_dm_destroy(&self->dm);
 }
 
 TEST_F(dmerr, every_read_and_write_fails_with_ioerr_and_used_len_1)
@@ -670,7 +581,7 @@ TEST_F(dmerr, stop_and_swap_to_a_good_backend_after_errors_work)
 FIXTURE(dmhole) {
 	struct vb_dev d;
 	struct vb_backend b;
-	struct dm dm;
+	struct vb_dm dm;
 	struct vb_vq *vq;
 	uint64_t buf;
 	uint8_t *want, *got;
@@ -691,7 +602,7 @@ FIXTURE_SETUP(dmhole)
 	self->dm.name[0] = 0;
 	if (access(VB_DEV_PATH, F_OK))
 		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
-	if (!have_dmsetup())
+	if (!vb_have_dmsetup())
 		SKIP(return, "dmsetup not installed (apt-get install dmsetup)");
 	ret = vb_backend_create(&self->b, "nullb", DISK_SIZE, 0, &why);
 	if (ret < 0)
@@ -703,7 +614,7 @@ FIXTURE_SETUP(dmhole)
 		 HOLE + HOLE_LEN,
 		 (unsigned long long)DISK_SECTORS - HOLE - HOLE_LEN,
 		 major(st.st_rdev), minor(st.st_rdev), HOLE + HOLE_LEN);
-	ret = dm_create(&self->dm, "vbt-hole", table, &why);
+	ret = vb_dm_create(&self->dm, "vbt-hole", table, &why);
 	if (ret < 0)
 		SKIP(return, "dm-linear: %s (%s)", why, strerror(-ret));
 	self->want = malloc(1 << 20);
@@ -720,7 +631,7 @@ FIXTURE_SETUP(dmhole)
 FIXTURE_TEARDOWN(dmhole)
 {
 	vb_dev_teardown(&self->d);
-	dm_destroy(&self->dm);
+	vb_dm_destroy(&self->dm);
 	vb_backend_destroy(&self->b);
 	free(self->want);
 	free(self->got);
@@ -852,7 +763,7 @@ TEST_F(dmhole, mixed_batch_fails_exactly_the_requests_in_the_hole)
 FIXTURE(quiesce) {
 	struct vb_dev d;
 	struct vb_backend b;
-	struct dm dm;
+	struct vb_dm dm;
 	struct vb_vq *vq;
 	uint64_t buf;
 	struct vb_req r[QUIESCE_NUM];
@@ -890,7 +801,7 @@ FIXTURE_SETUP(quiesce)
 	snprintf(table, sizeof(table), "0 %llu delay %s 0 %d",
 		 (unsigned long long)DISK_SECTORS, self->b.path,
 		 QUIESCE_DELAY_MS);
-	ret = dm_create(&self->dm, "vbt-delay", table, &why);
+	ret = vb_dm_create(&self->dm, "vbt-delay", table, &why);
 	if (ret < 0)
 		SKIP(return, "dm-delay: %s (%s)", why, strerror(-ret));
 	o.backend = self->dm.fd;
@@ -908,7 +819,7 @@ FIXTURE_SETUP(quiesce)
 FIXTURE_TEARDOWN(quiesce)
 {
 	vb_dev_teardown(&self->d);
-	dm_destroy(&self->dm);
+	vb_dm_destroy(&self->dm);
 	vb_backend_destroy(&self->b);
 	free(self->snap);
 }

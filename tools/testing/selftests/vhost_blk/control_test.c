@@ -152,8 +152,8 @@ TEST_F(fresh, unimplemented_ioctls_fail_with_enotty)
 TEST_F(fresh, set_features_with_unserved_bit_fails_with_eopnotsupp)
 {
 	static const int bits[] = {
-		VHOST_F_LOG_ALL, VIRTIO_BLK_F_SCSI, VIRTIO_BLK_F_CONFIG_WCE,
-		VIRTIO_BLK_F_SECURE_ERASE, 33 /* RING_PACKED */, 63,
+		VHOST_F_LOG_ALL, VIRTIO_BLK_F_SCSI, VIRTIO_BLK_F_SECURE_ERASE,
+		33 /* RING_PACKED */, 63,
 	};
 	uint64_t f;
 	unsigned int i;

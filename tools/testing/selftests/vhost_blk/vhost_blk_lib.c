@@ -1351,6 +1351,91 @@ void vb_backend_destroy(struct vb_backend *b)
 	b->kind = NULL;
 }
 
+/* ------------------------------------------------------ device-mapper */
+
+bool vb_have_dmsetup(void)
+{
+	return !access("/sbin/dmsetup", X_OK) ||
+	       !access("/usr/sbin/dmsetup", X_OK);
+}
+
+/*
+ * Create dm device @name from @table and open it O_RDWR.  Without udev
+ * there is no /dev/mapper/<name>: open /dev/dm-N, which devtmpfs makes.
+ */
+int vb_dm_create(struct vb_dm *dm, const char *name, const char *table,
+		 const char **why)
+{
+	char cmd[1024], out[64], link[256];
+	unsigned int maj, min;
+	FILE *f;
+	int i;
+
+	dm->fd = -1;
+	dm->name[0] = 0;
+	if (!vb_have_dmsetup()) {
+		*why = "dmsetup not installed (apt-get install dmsetup)";
+		return -ENOENT;
+	}
+	if (system("modprobe dm_mod 2>/dev/null"))
+		; /* built in, or dmsetup will say */
+	snprintf(dm->name, sizeof(dm->name), "%s-%d", name, getpid());
+	snprintf(cmd, sizeof(cmd),
+		 "printf '%s' | dmsetup create --noudevsync %s >/dev/null 2>&1",
+		 table, dm->name);
+	if (system(cmd)) {
+		dm->name[0] = 0;
+		*why = "dmsetup create failed (no device-mapper?)";
+		return -EIO;
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "dmsetup info -c --noheadings -o major,minor --separator ' ' %s",
+		 dm->name);
+	f = popen(cmd, "r");
+	if (!f || !fgets(out, sizeof(out), f) ||
+	    sscanf(out, "%u %u", &maj, &min) != 2) {
+		if (f)
+			pclose(f);
+		*why = "dmsetup info failed";
+		return -EIO;
+	}
+	pclose(f);
+	snprintf(cmd, sizeof(cmd), "/sys/dev/block/%u:%u", maj, min);
+	i = readlink(cmd, link, sizeof(link) - 1);
+	if (i <= 0) {
+		*why = "no sysfs entry for the dm device";
+		return -ENOENT;
+	}
+	link[i] = 0;
+	snprintf(dm->path, sizeof(dm->path), "/dev/%s", strrchr(link, '/') + 1);
+	for (i = 0; i < 200 && access(dm->path, F_OK); i++)
+		usleep(10000);
+	dm->fd = open(dm->path, O_RDWR | O_CLOEXEC);
+	if (dm->fd < 0) {
+		*why = "cannot open the dm device";
+		return -errno;
+	}
+	return dm->fd;
+}
+
+void vb_dm_destroy(struct vb_dm *dm)
+{
+	char cmd[256];
+	int i;
+
+	if (dm->fd >= 0)
+		close(dm->fd);
+	dm->fd = -1;
+	if (!dm->name[0])
+		return;
+	snprintf(cmd, sizeof(cmd),
+		 "dmsetup remove --noudevsync %s >/dev/null 2>&1", dm->name);
+	/* the device may still be closing */
+	for (i = 0; i < 50 && system(cmd); i++)
+		usleep(20000);
+	dm->name[0] = 0;
+}
+
 /* Read the backend's content behind the device's back (page cache safe). */
 int vb_backend_read(const struct vb_backend *b, uint64_t off, void *buf,
 		    size_t len)

@@ -73,7 +73,8 @@
 			 (1ULL << VIRTIO_BLK_F_DISCARD) | \
 			 (1ULL << VIRTIO_BLK_F_WRITE_ZEROES))
 #define VB_F_EXPECTED	(VB_F_TRANSPORT | VB_F_BLK | \
-			 (1ULL << VIRTIO_F_NOTIFY_ON_EMPTY))
+			 (1ULL << VIRTIO_F_NOTIFY_ON_EMPTY) | \
+			 (1ULL << VIRTIO_BLK_F_CONFIG_WCE))
 
 struct vb_region {
 	uint64_t gpa;
@@ -275,5 +276,21 @@ int vb_backend_read(const struct vb_backend *b, uint64_t off, void *buf,
 		    size_t len);
 int vb_backend_write(const struct vb_backend *b, uint64_t off,
 		     const void *buf, size_t len);
+
+/* A device-mapper device made with dmsetup (tests skip without it). */
+struct vb_dm {
+	char name[64];
+	char path[64];
+	int fd;
+};
+
+bool vb_have_dmsetup(void);
+/*
+ * Create dm device @name (made unique with our pid) from @table and open
+ * it O_RDWR: its fd, or -errno and *why.
+ */
+int vb_dm_create(struct vb_dm *dm, const char *name, const char *table,
+		 const char **why);
+void vb_dm_destroy(struct vb_dm *dm);
 
 #endif /* VHOST_BLK_LIB_H */
