@@ -349,7 +349,7 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 			wlen += vq->segs[i].len;
 	}
 
-	req = kzalloc(sizeof(*req), GFP_KERNEL_ACCOUNT);
+	req = kzalloc_obj(*req, GFP_KERNEL_ACCOUNT);
 	if (!req) {
 		status = VIRTIO_BLK_S_IOERR;
 		goto complete;

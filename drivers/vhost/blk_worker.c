@@ -334,7 +334,7 @@ static struct vhost_blk_worker *vhost_blk_worker_create(struct vhost_blk *blk)
 		;
 	if (id == VHOST_BLK_MAX_WORKERS)
 		return ERR_PTR(-ENOSPC);
-	w = kzalloc(sizeof(*w), GFP_KERNEL_ACCOUNT);
+	w = kzalloc_obj(*w, GFP_KERNEL_ACCOUNT);
 	if (!w)
 		return ERR_PTR(-ENOMEM);
 	w->blk = blk;
