@@ -3,6 +3,7 @@
  * vhost-blk selftest library: VMM + guest driver in one process.
  * See vhost_blk_lib.h for the guest memory layout.
  */
+#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -912,6 +913,53 @@ int vb_read_text(const char *path, char *buf, size_t len)
 	if (ret)
 		return ret;
 	buf[n] = 0;
+	return n;
+}
+
+void vb_worker_name(char *name, size_t len, pid_t owner)
+{
+	snprintf(name, len, "vhost-blk-%d", owner);
+	if (len > 16)
+		name[15] = 0;
+}
+
+int vb_count_threads(const char *name, pid_t *tid)
+{
+	char path[64], comm[32];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	d = opendir("/proc");
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		pid_t pid = atoi(e->d_name);
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		if (vb_read_text(path, comm, sizeof(comm)) <= 0)
+			continue;
+		comm[strcspn(comm, "\n")] = 0;
+		if (strcmp(comm, name))
+			continue;
+		n++;
+		if (tid)
+			*tid = pid;
+	}
+	closedir(d);
+	return n;
+}
+
+int vb_wait_threads(const char *name, int want, pid_t *tid)
+{
+	int i, n = vb_count_threads(name, tid);
+
+	for (i = 0; i < 1000 && n != want; i++) {
+		usleep(10000);
+		n = vb_count_threads(name, tid);
+	}
 	return n;
 }
 

@@ -194,6 +194,17 @@ int vb_write_text(const char *path, const char *text);
 /* Read @path into @buf, NUL-terminated; the length read or -errno. */
 int vb_read_text(const char *path, char *buf, size_t len);
 
+/* Threads. */
+/* The comm of the worker a device owned by @owner starts (TASK_COMM_LEN). */
+void vb_worker_name(char *name, size_t len, pid_t owner);
+/* Tasks whose comm is @name: how many, and the pid of the last in *tid. */
+int vb_count_threads(const char *name, pid_t *tid);
+/*
+ * The same, read until it is @want, for at most 10 s: a stopped kthread
+ * leaves /proc only when it has been reaped, a little after kthread_stop().
+ */
+int vb_wait_threads(const char *name, int want, pid_t *tid);
+
 /* Device. */
 /* A vb_dev with nothing open: what vb_dev_teardown() may be called on. */
 void vb_dev_init(struct vb_dev *d);

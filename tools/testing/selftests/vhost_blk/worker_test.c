@@ -7,7 +7,6 @@
  * under the cgroup2 root (mounting cgroup2 when nobody did) and skip where
  * cgroup2 or its io controller is missing.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -32,61 +31,6 @@
 #define PF_KTHREAD	0x00200000
 
 /* ------------------------------------------------------------- threads */
-
-/* The comm the worker of an owner with this pid has (TASK_COMM_LEN 16). */
-static void worker_name(char *name, size_t len, pid_t owner)
-{
-	snprintf(name, len, "vhost-blk-%d", owner);
-	if (len > 16)
-		name[15] = 0;
-}
-
-/*
- * Tasks whose comm is @name: returns how many, and the tid of the last one
- * in *tid.  Kernel threads are thread-group leaders, /proc lists them all.
- */
-static int find_threads(const char *name, pid_t *tid)
-{
-	char path[64], comm[32];
-	struct dirent *e;
-	int n = 0;
-	DIR *d;
-
-	d = opendir("/proc");
-	if (!d)
-		return -errno;
-	while ((e = readdir(d))) {
-		pid_t pid = atoi(e->d_name);
-
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-		if (vb_read_text(path, comm, sizeof(comm)) <= 0)
-			continue;
-		comm[strcspn(comm, "\n")] = 0;
-		if (strcmp(comm, name))
-			continue;
-		n++;
-		if (tid)
-			*tid = pid;
-	}
-	closedir(d);
-	return n;
-}
-
-/* Wait up to 2 s for exactly @want threads named @name. */
-static int wait_threads(const char *name, int want, pid_t *tid)
-{
-	int i, n = -1;
-
-	for (i = 0; i < 200; i++) {
-		n = find_threads(name, tid);
-		if (n == want)
-			break;
-		usleep(10000);
-	}
-	return n;
-}
 
 /* Field 9 of /proc/<tid>/stat: the task's PF_* flags. */
 static unsigned long task_flags(pid_t tid)
@@ -331,8 +275,8 @@ TEST_F(cg, worker_is_in_the_cgroup_of_the_owner)
 	pid_t tid = 0;
 
 	cg_setup_device(_metadata, self);
-	worker_name(name, sizeof(name), getpid());
-	ASSERT_EQ(1, find_threads(name, &tid));
+	vb_worker_name(name, sizeof(name), getpid());
+	ASSERT_EQ(1, vb_count_threads(name, &tid));
 	ASSERT_LT(0, task_cgroup(0, want, sizeof(want)));
 	ASSERT_LT(0, task_cgroup(tid, got, sizeof(got)));
 	ASSERT_STREQ(want, got);
@@ -419,7 +363,7 @@ FIXTURE_SETUP(life)
 	self->fd2 = -1;
 	if (access(VB_DEV_PATH, F_OK))
 		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
-	worker_name(self->name, sizeof(self->name), getpid());
+	vb_worker_name(self->name, sizeof(self->name), getpid());
 	self->fd = vb_open();
 	ASSERT_LE(0, self->fd);
 }
@@ -434,7 +378,7 @@ FIXTURE_TEARDOWN(life)
 
 TEST_F(life, no_worker_before_set_owner)
 {
-	ASSERT_EQ(0, find_threads(self->name, NULL));
+	ASSERT_EQ(0, vb_count_threads(self->name, NULL));
 }
 
 TEST_F(life, set_owner_starts_one_kthread_named_after_the_owner)
@@ -442,7 +386,7 @@ TEST_F(life, set_owner_starts_one_kthread_named_after_the_owner)
 	pid_t tid = 0;
 
 	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER, NULL));
-	ASSERT_EQ(1, find_threads(self->name, &tid));
+	ASSERT_EQ(1, vb_count_threads(self->name, &tid));
 	ASSERT_NE(getpid(), tid);
 	ASSERT_TRUE(task_flags(tid) & PF_KTHREAD)
 		TH_LOG("thread %d is not a kernel thread", tid);
@@ -453,7 +397,7 @@ TEST_F(life, failed_second_set_owner_starts_no_second_worker)
 	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER, NULL));
 	ASSERT_EQ(-1, ioctl(self->fd, VHOST_SET_OWNER, NULL));
 	ASSERT_EQ(EBUSY, errno);
-	ASSERT_EQ(1, find_threads(self->name, NULL));
+	ASSERT_EQ(1, vb_count_threads(self->name, NULL));
 }
 
 TEST_F(life, each_device_has_its_own_worker)
@@ -462,19 +406,19 @@ TEST_F(life, each_device_has_its_own_worker)
 	ASSERT_LE(0, self->fd2);
 	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER, NULL));
 	ASSERT_EQ(0, ioctl(self->fd2, VHOST_SET_OWNER, NULL));
-	ASSERT_EQ(2, find_threads(self->name, NULL));
+	ASSERT_EQ(2, vb_count_threads(self->name, NULL));
 	close(self->fd2);
 	self->fd2 = -1;
-	ASSERT_EQ(1, wait_threads(self->name, 1, NULL));
+	ASSERT_EQ(1, vb_wait_threads(self->name, 1, NULL));
 }
 
 TEST_F(life, close_stops_the_worker)
 {
 	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER, NULL));
-	ASSERT_EQ(1, find_threads(self->name, NULL));
+	ASSERT_EQ(1, vb_count_threads(self->name, NULL));
 	close(self->fd);
 	self->fd = -1;
-	ASSERT_EQ(0, wait_threads(self->name, 0, NULL));
+	ASSERT_EQ(0, vb_wait_threads(self->name, 0, NULL));
 }
 
 TEST_F(life, close_of_a_serving_device_stops_the_worker)
@@ -495,19 +439,19 @@ TEST_F(life, close_of_a_serving_device_stops_the_worker)
 	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
 	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(&d.vq[0], VIRTIO_BLK_T_FLUSH, 0, 0,
 					 0, 0, NULL));
-	ASSERT_EQ(1, find_threads(self->name, NULL));
+	ASSERT_EQ(1, vb_count_threads(self->name, NULL));
 	vb_dev_teardown(&d);
 	vb_backend_destroy(&b);
-	ASSERT_EQ(0, wait_threads(self->name, 0, NULL));
+	ASSERT_EQ(0, vb_wait_threads(self->name, 0, NULL));
 }
 
 TEST_F(life, reset_owner_stops_the_worker_and_set_owner_restarts_it)
 {
 	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER, NULL));
 	ASSERT_EQ(0, ioctl(self->fd, VHOST_RESET_OWNER, NULL));
-	ASSERT_EQ(0, wait_threads(self->name, 0, NULL));
+	ASSERT_EQ(0, vb_wait_threads(self->name, 0, NULL));
 	ASSERT_EQ(0, ioctl(self->fd, VHOST_SET_OWNER, NULL));
-	ASSERT_EQ(1, find_threads(self->name, NULL));
+	ASSERT_EQ(1, vb_count_threads(self->name, NULL));
 }
 
 static int child_set_owner(int fd)
@@ -516,15 +460,15 @@ static int child_set_owner(int fd)
 
 	if (ioctl(fd, VHOST_SET_OWNER, NULL))
 		return 1;
-	worker_name(name, sizeof(name), getpid());
-	return find_threads(name, NULL) == 1 ? 0 : 2;
+	vb_worker_name(name, sizeof(name), getpid());
+	return vb_count_threads(name, NULL) == 1 ? 0 : 2;
 }
 
 TEST_F(life, worker_is_named_after_the_process_that_set_the_owner)
 {
 	/* a forked child owns the device; the parent's name is not used */
 	ASSERT_EQ(0, vb_run_in_child(child_set_owner, self->fd));
-	ASSERT_EQ(0, find_threads(self->name, NULL));
+	ASSERT_EQ(0, vb_count_threads(self->name, NULL));
 }
 
 TEST_HARNESS_MAIN

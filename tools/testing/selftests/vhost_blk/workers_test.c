@@ -7,7 +7,6 @@
  * make, and data served right with a worker per queue, also while a queue
  * moves between workers under I/O.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -72,27 +71,19 @@ static int get_worker(int fd, unsigned int idx, unsigned int *id)
 /* Threads named like our workers: vhost-blk-<pid>, cut to 15 bytes. */
 static int count_workers(void)
 {
-	char name[32], path[300], comm[32];
-	struct dirent *e;
-	int n = 0;
-	DIR *d;
+	char name[32];
 
-	snprintf(name, sizeof(name), "vhost-blk-%d", getpid());
-	name[15] = 0;
-	d = opendir("/proc");
-	if (!d)
-		return -errno;
-	while ((e = readdir(d))) {
-		if (atoi(e->d_name) <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
-		if (vb_read_text(path, comm, sizeof(comm)) <= 0)
-			continue;
-		comm[strcspn(comm, "\n")] = 0;
-		n += !strcmp(comm, name);
-	}
-	closedir(d);
-	return n;
+	vb_worker_name(name, sizeof(name), getpid());
+	return vb_count_threads(name, NULL);
+}
+
+/* A count that must fall: read until it has, as the thread is reaped. */
+static int workers_after_exit(int want)
+{
+	char name[32];
+
+	vb_worker_name(name, sizeof(name), getpid());
+	return vb_wait_threads(name, want, NULL);
 }
 
 struct verify {
@@ -228,7 +219,7 @@ TEST_F(wk, new_worker_is_a_thread_of_its_own)
 	ASSERT_EQ(3, count_workers());
 	ASSERT_EQ(0, free_worker(self->d.fd, a));
 	ASSERT_EQ(0, free_worker(self->d.fd, b));
-	ASSERT_EQ(1, count_workers());
+	ASSERT_EQ(1, workers_after_exit(1));
 }
 
 TEST_F(wk, attach_then_get_returns_it)
@@ -369,7 +360,7 @@ TEST_F(wk, close_frees_every_worker)
 	ASSERT_EQ(0, verify_all(self, 16, 5));
 	ASSERT_EQ(3, count_workers());
 	vb_dev_teardown(&self->d);
-	ASSERT_EQ(0, count_workers());
+	ASSERT_EQ(0, workers_after_exit(0));
 }
 
 TEST_F(wk, reset_owner_frees_every_worker)
@@ -379,7 +370,7 @@ TEST_F(wk, reset_owner_frees_every_worker)
 	ASSERT_EQ(0, new_worker(self->d.fd, &id));
 	ASSERT_EQ(2, count_workers());
 	ASSERT_EQ(0, ioctl(self->d.fd, VHOST_RESET_OWNER, NULL));
-	ASSERT_EQ(0, count_workers());
+	ASSERT_EQ(0, workers_after_exit(0));
 }
 
 TEST_HARNESS_MAIN
