@@ -74,7 +74,8 @@
 			 (1ULL << VIRTIO_BLK_F_WRITE_ZEROES))
 #define VB_F_EXPECTED	(VB_F_TRANSPORT | VB_F_BLK | \
 			 (1ULL << VIRTIO_F_NOTIFY_ON_EMPTY) | \
-			 (1ULL << VIRTIO_BLK_F_CONFIG_WCE))
+			 (1ULL << VIRTIO_BLK_F_CONFIG_WCE) | \
+			 (1ULL << VHOST_F_LOG_ALL))
 
 struct vb_region {
 	uint64_t gpa;
