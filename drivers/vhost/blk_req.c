@@ -55,6 +55,8 @@ static void vhost_blk_req_free(struct vhost_blk_req *req)
 		kvfree(req->pages);
 	if (req->bvec != req->inline_bvec)
 		kvfree(req->bvec);
+	if (req->log != req->inline_log)
+		kvfree(req->log);
 	kfree(req->segs);
 	kfree(req);
 }
@@ -67,9 +69,27 @@ static void vhost_blk_req_unpin(struct vhost_blk_req *req)
 	req->nr_pages = 0;
 }
 
+/* Remember that [@gpa, @gpa + @len) holds data of IN request @req. */
+static void vhost_blk_req_add_log(struct vhost_blk_req *req, u64 gpa, u32 len)
+{
+	struct vhost_blk_log_range *r;
+
+	if (req->nr_log) {
+		r = &req->log[req->nr_log - 1];
+		if (r->gpa + r->len == gpa) {
+			r->len += len;
+			return;
+		}
+	}
+	req->log[req->nr_log].gpa = gpa;
+	req->log[req->nr_log].len = len;
+	req->nr_log++;
+}
+
 /*
  * Pin the guest pages of the byte range [@skip, @skip + req->len) of
- * vq->segs[@first..@last) and describe them in req->bvec.
+ * vq->segs[@first..@last) and describe them in req->bvec.  For an IN
+ * request, also record their guest-physical ranges in req->log.
  */
 static int vhost_blk_req_pin(struct vhost_blk_req *req, unsigned int first,
 			     unsigned int last, u64 skip)
@@ -100,6 +120,13 @@ static int vhost_blk_req_pin(struct vhost_blk_req *req, unsigned int first,
 					   GFP_KERNEL_ACCOUNT);
 		if (!req->pages || !req->bvec)
 			return -ENOMEM;
+		/* Each range is at least a page of its own. */
+		if (req->type == VIRTIO_BLK_T_IN) {
+			req->log = kvmalloc_array(total, sizeof(*req->log),
+						  GFP_KERNEL_ACCOUNT);
+			if (!req->log)
+				return -ENOMEM;
+		}
 	}
 
 	left = req->len;
@@ -115,6 +142,8 @@ static int vhost_blk_req_pin(struct vhost_blk_req *req, unsigned int first,
 			continue;
 		}
 		len = min_t(u32, left, vq->segs[i].len - n);
+		if (req->type == VIRTIO_BLK_T_IN)
+			vhost_blk_req_add_log(req, vq->segs[i].gpa + n, len);
 		n = 0;
 		np = DIV_ROUND_UP(off + len, PAGE_SIZE);
 		got = pin_user_pages_fast(addr & PAGE_MASK, np, gup_flags,
@@ -329,6 +358,38 @@ static void vhost_blk_req_account(struct vhost_blk_vq *vq, u16 head,
 }
 
 /*
+ * Log the first @len bytes of @segs, which the device wrote.  Between
+ * regions a range of contiguous guest-physical memory may be split.
+ */
+static void vhost_blk_log_segs(struct vhost_blk_vq *vq,
+			       const struct vhost_blk_seg *segs,
+			       unsigned int nr, u64 len)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr && len; i++) {
+		u32 chunk = min_t(u64, len, segs[i].len);
+
+		vhost_blk_log_write(vq, segs[i].gpa, chunk);
+		len -= chunk;
+	}
+}
+
+/*
+ * Log the data of a completed IN request, decided now: a request taken
+ * before VHOST_F_LOG_ALL was set is logged if it completes after.  Its
+ * data is logged whatever the status: a failed read may have written
+ * part of it.
+ */
+static void vhost_blk_req_log(struct vhost_blk_req *req)
+{
+	unsigned int i;
+
+	for (i = 0; i < req->nr_log; i++)
+		vhost_blk_log_write(req->vq, req->log[i].gpa, req->log[i].len);
+}
+
+/*
  * Serve the request whose chain is in vq->segs: check it, then either
  * complete it at once (errors, GET_ID) or hand it to the backend.
  */
@@ -359,8 +420,10 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 	req->head = head;
 	/* The status byte is the last writable byte; wlen is not 0. */
 	req->status_addr = (u8 __user *)st->addr + st->len - 1;
+	req->status_gpa = st->gpa + st->len - 1;
 	req->pages = req->inline_pages;
 	req->bvec = req->inline_bvec;
+	req->log = req->inline_log;
 	req->type = VHOST_BLK_T_NONE;
 	/* The mode a write is acknowledged in is the one it was taken in. */
 	req->writethrough = !vq->writeback;
@@ -440,6 +503,9 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 			status = VIRTIO_BLK_S_IOERR;
 		else
 			used_len += i;
+		/* What was copied, also when the copy faulted part way. */
+		vhost_blk_log_segs(vq, vq->segs + vq->nr_readable,
+				   vq->nr_segs - vq->nr_readable, i);
 		req->bytes = i;
 		break;
 	default:
@@ -452,6 +518,8 @@ complete:
 		vhost_blk_req_unpin(req);
 	if (put_user(status, (u8 __user *)st->addr + st->len - 1))
 		vq_err(vq, "cannot write status\n");
+	else
+		vhost_blk_log_write(vq, st->gpa + st->len - 1, 1);
 	vhost_blk_add_used(vq, head, status == VIRTIO_BLK_S_OK ? used_len : 1);
 	if (req) {
 		vhost_blk_req_account(vq, head, req->type, status, req->bytes,
@@ -479,8 +547,11 @@ static void vhost_blk_complete(struct vhost_blk_vq *vq)
 		u32 len = 1;
 
 		vhost_blk_req_unpin(req);
+		vhost_blk_req_log(req);
 		if (put_user(status, req->status_addr))
 			vq_err(vq, "cannot write status\n");
+		else
+			vhost_blk_log_write(vq, req->status_gpa, 1);
 		if (status == VIRTIO_BLK_S_OK && req->type == VIRTIO_BLK_T_IN)
 			len += req->len;
 		vhost_blk_add_used(vq, req->head, len);
