@@ -282,6 +282,7 @@ static void vhost_blk_reset(struct vhost_blk *blk)
 		mutex_unlock(&blk->vqs[i].mutex);
 	}
 	vhost_blk_switch_backend(blk, NULL, false);
+	vhost_blk_blocking_flush(blk);
 	vhost_blk_worker_stop(blk);
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
 		vhost_blk_vq_cleanup(&blk->vqs[i]);
@@ -295,6 +296,7 @@ static void vhost_blk_reset(struct vhost_blk *blk)
 		blk->log_ctx = NULL;
 	}
 	if (blk->mm) {
+		vhost_blk_owner_cgroups_put(blk);
 		mmput(blk->mm);
 		blk->mm = NULL;
 	}
@@ -401,6 +403,7 @@ static int vhost_blk_open(struct inode *inode, struct file *f)
 	blk->id = atomic_inc_return(&vhost_blk_ids);
 	mutex_init(&blk->mutex);
 	init_waitqueue_head(&blk->drain_wq);
+	vhost_blk_blocking_init(blk);
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
 		struct vhost_blk_vq *vq = &blk->vqs[i];
 
@@ -565,7 +568,9 @@ static int __init vhost_blk_init(void)
 {
 	int ret;
 
-	vhost_blk_wq = alloc_workqueue("vhost-blk", WQ_UNBOUND, 0);
+	/* Each device bounds its own share (max_blocking), not the queue. */
+	vhost_blk_wq = alloc_workqueue("vhost-blk", WQ_UNBOUND,
+				       WQ_UNBOUND_MAX_ACTIVE);
 	if (!vhost_blk_wq)
 		return -ENOMEM;
 	ret = misc_register(&vhost_blk_misc);

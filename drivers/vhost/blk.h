@@ -25,7 +25,10 @@
  *   READ_ONCE() under RCU, and a worker is freed, detached from every
  *   queue, only after synchronize_rcu();
  * - a backend is immutable once attached and outlives every request that
- *   points to it: the device drains every queue before it drops one.
+ *   points to it: the device drains every queue before it drops one;
+ * - vhost_blk.blocking_lock (a spinlock, taken from the worker and the
+ *   workqueue) protects the device's list of requests that may block and
+ *   the idle map of its work items (vhost_blk_punt()).
  */
 #ifndef _VHOST_BLK_H
 #define _VHOST_BLK_H
@@ -95,6 +98,8 @@
 
 /* Workers one device may have: enough for a worker per queue. */
 #define VHOST_BLK_MAX_WORKERS	VHOST_BLK_MAX_QUEUES
+/* Most work items of one device serving requests that may block at once. */
+#define VHOST_BLK_MAX_BLOCKING	64
 
 /* Bits of vhost_blk_worker.pending: a queue was kicked, or has completions. */
 #define VHOST_BLK_KICK_BIT(i)	(i)
@@ -200,7 +205,7 @@ struct vhost_blk_req {
 	struct virtio_blk_discard_write_zeroes *segs;
 	unsigned int nr_segs;
 	struct kiocb iocb;
-	struct work_struct work;
+	struct list_head blocking;	/* on vhost_blk.blocking, punted */
 	struct page *inline_pages[VHOST_BLK_INLINE_PAGES];
 	struct bio_vec inline_bvec[VHOST_BLK_INLINE_PAGES];
 	struct vhost_blk_log_range inline_log[VHOST_BLK_INLINE_PAGES];
@@ -342,11 +347,24 @@ struct vhost_blk_vq {
  * protects the fields below it; it nests outside every vq->mutex, and
  * only a holder of it takes more than one queue mutex at a time.
  */
+/* A work item of vhost_blk_wq that serves one device's blocking requests. */
+struct vhost_blk_blocking {
+	struct work_struct work;
+	struct vhost_blk *blk;
+	unsigned int index;
+};
+
 struct vhost_blk {
 	unsigned int id;		/* for fdinfo and the trace; immutable */
 	struct mutex mutex;		/* see above */
 	struct mm_struct *mm;		/* the owner's, with a user reference */
 	pid_t owner_tgid;		/* the owner's, for fdinfo */
+	/*
+	 * The owner's io and memory cgroups at SET_OWNER (references), which
+	 * the work done for the guest outside its workers is charged to.
+	 */
+	struct cgroup_subsys_state *owner_blkcg;
+	struct mem_cgroup *owner_memcg;
 	struct vhost_blk_worker *workers[VHOST_BLK_MAX_WORKERS];
 	struct vhost_blk_backend *be;
 	struct vhost_blk_mem *mem;	/* also under every vq->mutex */
@@ -356,6 +374,18 @@ struct vhost_blk {
 	struct eventfd_ctx *log_ctx;	/* also under every vq->mutex */
 
 	wait_queue_head_t drain_wq;	/* inflight of a queue dropped to 0 */
+
+	/*
+	 * Requests that may block (buffered file I/O, fsync, fallocate,
+	 * zeroing), served by at most @max_blocking work items at a time so
+	 * that one device cannot take every worker of vhost_blk_wq from the
+	 * others.  @max_blocking is the module's max_blocking at open.
+	 */
+	spinlock_t blocking_lock;
+	struct list_head blocking;
+	DECLARE_BITMAP(blocking_idle, VHOST_BLK_MAX_BLOCKING);
+	unsigned int max_blocking;
+	struct vhost_blk_blocking blocking_work[VHOST_BLK_MAX_BLOCKING];
 	struct vhost_blk_vq vqs[VHOST_BLK_MAX_QUEUES];
 };
 
@@ -445,12 +475,15 @@ pid_t vhost_blk_worker_pid(struct vhost_blk *blk);
 long vhost_blk_worker_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 			    void __user *argp);
 long vhost_blk_attach_worker(struct vhost_blk_vq *vq, unsigned int id);
+void vhost_blk_owner_cgroups_put(struct vhost_blk *blk);
 
 /* blk_req.c: the request path. */
 extern struct workqueue_struct *vhost_blk_wq;
 void vhost_blk_handle_vq(struct vhost_blk_vq *vq);
 void vhost_blk_req_put(struct vhost_blk_req *req);
 void vhost_blk_punt(struct vhost_blk_req *req);
+void vhost_blk_blocking_init(struct vhost_blk *blk);
+void vhost_blk_blocking_flush(struct vhost_blk *blk);
 u8 vhost_blk_errno_status(int err);
 
 /* blk_bdev.c: block device backend. */

@@ -9,6 +9,9 @@
  * workqueue, and completing it.  It uses the core (blk_vq.c,
  * blk_worker.c) for the rings.
  */
+#include <linux/kthread.h>
+#include <linux/moduleparam.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -20,9 +23,36 @@
 
 /*
  * Workqueue for requests that may block: buffered file I/O, fsync,
- * fallocate, and discard or write-zeroes of a block device.
+ * fallocate, and discard or write-zeroes of a block device.  Each device
+ * uses at most max_blocking of its workers at a time.
  */
 struct workqueue_struct *vhost_blk_wq;
+
+static unsigned int vhost_blk_max_blocking = 8;
+
+static int vhost_blk_max_blocking_set(const char *val,
+				      const struct kernel_param *kp)
+{
+	unsigned int n;
+	int ret;
+
+	ret = kstrtouint(val, 0, &n);
+	if (ret)
+		return ret;
+	if (!n || n > VHOST_BLK_MAX_BLOCKING)
+		return -EINVAL;
+	WRITE_ONCE(vhost_blk_max_blocking, n);
+	return 0;
+}
+
+static const struct kernel_param_ops vhost_blk_max_blocking_ops = {
+	.set	= vhost_blk_max_blocking_set,
+	.get	= param_get_uint,
+};
+module_param_cb(max_blocking, &vhost_blk_max_blocking_ops,
+		&vhost_blk_max_blocking, 0644);
+MODULE_PARM_DESC(max_blocking,
+		 "Most requests that may block one device serves at a time (1-64, default 8; a device keeps what it had at open)");
 
 /**
  * vhost_blk_req_put() - drop a reference to a request
@@ -181,11 +211,9 @@ u8 vhost_blk_errno_status(int err)
 	return err == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
 }
 
-/* Work item: a request that may block, in process context. */
-static void vhost_blk_work(struct work_struct *work)
+/* A request that may block, in process context. */
+static void vhost_blk_serve_blocking(struct vhost_blk_req *req)
 {
-	struct vhost_blk_req *req = container_of(work, struct vhost_blk_req,
-						 work);
 	int ret;
 
 	switch (req->type) {
@@ -227,10 +255,99 @@ static void vhost_blk_work(struct work_struct *work)
  */
 void vhost_blk_punt(struct vhost_blk_req *req)
 {
+	struct vhost_blk *blk = req->vq->blk;
+	unsigned int idx;
+
 	vhost_blk_stat_add(&req->vq->stats.punted, 1);
 	atomic_inc(&req->ref);
-	INIT_WORK(&req->work, vhost_blk_work);
-	queue_work(vhost_blk_wq, &req->work);
+	spin_lock(&blk->blocking_lock);
+	list_add_tail(&req->blocking, &blk->blocking);
+	idx = find_first_bit(blk->blocking_idle, blk->max_blocking);
+	if (idx < blk->max_blocking)
+		__clear_bit(idx, blk->blocking_idle);
+	spin_unlock(&blk->blocking_lock);
+	/*
+	 * With no idle work item the request waits for one of the busy ones,
+	 * which take requests until the list is empty.  A work item that has
+	 * just gone idle may still be running: queued again, it runs once
+	 * more after that (work items are not reentrant).
+	 */
+	if (idx < blk->max_blocking)
+		queue_work(vhost_blk_wq, &blk->blocking_work[idx].work);
+}
+
+/*
+ * A work item of one device: serve its blocking requests until none is
+ * left, charged to the owner's io and memory cgroups as loop charges its
+ * workers to the submitter's (kthread_associate_blkcg(), set_active_memcg()):
+ * bios get the owner's blkcg, and page-cache pages and allocations the
+ * owner's memcg, whose writeback then goes to the owner's blkcg too.
+ */
+static void vhost_blk_blocking_work(struct work_struct *work)
+{
+	struct vhost_blk_blocking *b = container_of(work,
+						    struct vhost_blk_blocking,
+						    work);
+	struct vhost_blk *blk = b->blk;
+	struct vhost_blk_req *req;
+	struct mem_cgroup *old_memcg;
+
+	old_memcg = set_active_memcg(blk->owner_memcg);
+	kthread_associate_blkcg(blk->owner_blkcg);
+	for (;;) {
+		spin_lock(&blk->blocking_lock);
+		req = list_first_entry_or_null(&blk->blocking,
+					       struct vhost_blk_req, blocking);
+		if (req)
+			list_del(&req->blocking);
+		else
+			__set_bit(b->index, blk->blocking_idle);
+		spin_unlock(&blk->blocking_lock);
+		if (!req)
+			break;
+		vhost_blk_serve_blocking(req);
+		cond_resched();
+	}
+	kthread_associate_blkcg(NULL);
+	set_active_memcg(old_memcg);
+}
+
+/**
+ * vhost_blk_blocking_init() - set up a new device's blocking work items
+ * @blk: the device, being opened
+ *
+ * Context: process.
+ */
+void vhost_blk_blocking_init(struct vhost_blk *blk)
+{
+	unsigned int i;
+
+	spin_lock_init(&blk->blocking_lock);
+	INIT_LIST_HEAD(&blk->blocking);
+	blk->max_blocking = READ_ONCE(vhost_blk_max_blocking);
+	bitmap_fill(blk->blocking_idle, blk->max_blocking);
+	for (i = 0; i < blk->max_blocking; i++) {
+		blk->blocking_work[i].blk = blk;
+		blk->blocking_work[i].index = i;
+		INIT_WORK(&blk->blocking_work[i].work, vhost_blk_blocking_work);
+	}
+}
+
+/**
+ * vhost_blk_blocking_flush() - wait until no work item of the device runs
+ * @blk: the device, drained: no request in flight
+ *
+ * A work item still runs for a moment after its last request completed;
+ * the device, and the cgroup references it uses, must outlive that.
+ *
+ * Context: process.
+ */
+void vhost_blk_blocking_flush(struct vhost_blk *blk)
+{
+	unsigned int i;
+
+	for (i = 0; i < blk->max_blocking; i++)
+		flush_work(&blk->blocking_work[i].work);
 }
 
 /* Request dispatch --------------------------------------------------------- */

@@ -916,6 +916,25 @@ int vb_read_text(const char *path, char *buf, size_t len)
 	return n;
 }
 
+long long vb_fdinfo_vq_sum(int fd, const char *field)
+{
+	static char text[64 * 1024];
+	char path[64], key[64], *p;
+	long long sum = 0;
+	unsigned int q;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (vb_read_text(path, text, sizeof(text)) <= 0)
+		return -1;
+	for (q = 0; q < VHOST_BLK_MAX_QUEUES; q++) {
+		snprintf(key, sizeof(key), "\nvq%u.%s:\t", q, field);
+		p = strstr(text, key);
+		if (p)
+			sum += strtoll(p + strlen(key), NULL, 10);
+	}
+	return sum;
+}
+
 void vb_worker_name(char *name, size_t len, pid_t owner)
 {
 	snprintf(name, len, "vhost-blk-%d", owner);

@@ -195,6 +195,9 @@ int vb_write_text(const char *path, const char *text);
 /* Read @path into @buf, NUL-terminated; the length read or -errno. */
 int vb_read_text(const char *path, char *buf, size_t len);
 
+/* fdinfo of a /dev/vhost-blk fd: the sum over its queues of vqN.@field. */
+long long vb_fdinfo_vq_sum(int fd, const char *field);
+
 /* Threads. */
 /* The comm of the worker a device owned by @owner starts (TASK_COMM_LEN). */
 void vb_worker_name(char *name, size_t len, pid_t owner);
