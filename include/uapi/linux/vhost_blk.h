@@ -18,7 +18,11 @@
 #define VHOST_BLK_MAX_QUEUES		16
 /* Largest virtqueue size accepted by VHOST_SET_VRING_NUM (power of two). */
 #define VHOST_BLK_MAX_QUEUE_SIZE	1024
-/* Largest data payload of one request; larger requests fail with IOERR. */
+/*
+ * Data of one request that the device pins and submits at a time.  Larger
+ * requests, up to the disk's size (and below 4 GiB), are served in parts of
+ * this size (earlier versions failed them with IOERR).
+ */
 #define VHOST_BLK_MAX_REQUEST_BYTES	(8U << 20)
 /* Most segments in one discard or write-zeroes request. */
 #define VHOST_BLK_MAX_DISCARD_SEG	16
