@@ -308,6 +308,8 @@ struct vhost_blk_vq {
 	struct vhost_blk_seg *segs;	/* scratch for one chain */
 	unsigned int nr_segs;
 	unsigned int nr_readable;
+	unsigned int nr_descs;		/* descriptors of the chain */
+	u32 seg_max;			/* VHOST_BLK_SET_SEG_MAX; 0: none */
 
 	struct vhost_blk_vq_stats stats;
 

@@ -528,7 +528,16 @@ static bool vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 	req->sector = vhost_blk64_to_cpu(vq, hdr.sector);
 	req->worst = VIRTIO_BLK_S_OK;
 	status = VIRTIO_BLK_S_OK;
-	if (req->type == VIRTIO_BLK_T_IN || req->type == VIRTIO_BLK_T_OUT) {
+	/*
+	 * More segments than the guest was told it may use: a request the
+	 * device fails, as one of a bad length, not a broken ring (QEMU's
+	 * virtio-blk breaks the device only past its 1024 descriptors, as
+	 * we break the ring).
+	 */
+	if (vq->seg_max && vq->nr_descs > vq->seg_max + 2) {
+		status = VIRTIO_BLK_S_IOERR;
+	} else if (req->type == VIRTIO_BLK_T_IN ||
+		   req->type == VIRTIO_BLK_T_OUT) {
 		if (req->type == VIRTIO_BLK_T_OUT &&
 		    vhost_blk_read_only(req->be))
 			status = VIRTIO_BLK_S_IOERR;
@@ -548,6 +557,8 @@ static bool vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 				  req->bytes);
 	if (trace_vhost_blk_req_done_enabled())
 		req->start_ns = ktime_get_ns();
+	if (status != VIRTIO_BLK_S_OK)
+		goto complete;
 
 	switch (req->type) {
 	case VIRTIO_BLK_T_IN:

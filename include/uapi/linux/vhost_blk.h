@@ -88,4 +88,14 @@ struct vhost_vring_worker {
 #define VHOST_BLK_SET_WRITEBACK	_IOW(VHOST_VIRTIO, 0xFD, __u32)
 #define VHOST_BLK_GET_WRITEBACK	_IOR(VHOST_VIRTIO, 0xFC, __u32)
 
+/*
+ * Tell the device the seg_max of the configuration space, 1 to
+ * VHOST_BLK_MAX_SEG_MAX: a request with more than seg_max + 2 descriptors
+ * then fails with VIRTIO_BLK_S_IOERR.  0, the default, sets no limit
+ * beyond the ring's own.
+ */
+#define VHOST_BLK_SET_SEG_MAX	_IOW(VHOST_VIRTIO, 0xFB, __u32)
+/* Largest seg_max: an indirect table of 1024 entries, header and status. */
+#define VHOST_BLK_MAX_SEG_MAX	1022
+
 #endif /* _UAPI_LINUX_VHOST_BLK_H */
