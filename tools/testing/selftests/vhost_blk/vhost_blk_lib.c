@@ -1258,6 +1258,7 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 		      int oflags, const char **why)
 {
 	char dir[256], mnt[256] = "", cmd[640];
+	uint64_t img;
 	int ret, lfd;
 
 	if (!strcmp(kind, "nullb"))
@@ -1311,9 +1312,16 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 		}
 		mkdir(b->aux, 0700);
 	}
-	/* loop device over a tmpfs file; for ext4 the file system's image */
-	ret = vb_make_file(cmd, sizeof(cmd), dir,
-			   !strcmp(kind, "ext4") ? size + 32 * MiB : size);
+	/*
+	 * loop device over a tmpfs file; for ext4 the file system's image,
+	 * which, shared, must also hold the larger files of later tests
+	 * (tmpfs only keeps what is written).
+	 */
+	img = size;
+	if (!strcmp(kind, "ext4"))
+		img = b->shared_fs && size + 32 * MiB < 160 * MiB ?
+		      160 * MiB : size + 32 * MiB;
+	ret = vb_make_file(cmd, sizeof(cmd), dir, img);
 	if (ret) {
 		*why = "cannot create the loop backing file";
 		return ret;
