@@ -267,6 +267,26 @@ static long vhost_blk_set_serial(struct vhost_blk *blk, void __user *argp)
 }
 
 /*
+ * The seg_max the VMM put in the configuration space: a guest that keeps
+ * to it never builds a request of more than seg_max + 2 descriptors.
+ */
+static long vhost_blk_set_seg_max(struct vhost_blk *blk, void __user *argp)
+{
+	u32 seg_max;
+	int i;
+
+	if (get_user(seg_max, (u32 __user *)argp))
+		return -EFAULT;
+	if (seg_max > VHOST_BLK_MAX_SEG_MAX)
+		return -EINVAL;
+	vhost_blk_lock_vqs(blk);
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+		blk->vqs[i].seg_max = seg_max;
+	vhost_blk_unlock_vqs(blk);
+	return 0;
+}
+
+/*
  * Tear the device down to the state of a freshly opened file: stop
  * listening to kicks, detach the backend (draining every queue), stop the
  * worker, and drop every reference the owner gave us.
@@ -359,6 +379,9 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 		break;
 	case VHOST_BLK_SET_SERIAL:
 		ret = vhost_blk_set_serial(blk, argp);
+		break;
+	case VHOST_BLK_SET_SEG_MAX:
+		ret = vhost_blk_set_seg_max(blk, argp);
 		break;
 	case VHOST_NEW_WORKER:
 	case VHOST_FREE_WORKER:

@@ -79,6 +79,31 @@
  */
 #define VHOST_BLK_MAX_SEGS	2048
 
+/*
+ * Data bytes of one part of a read or write.  A larger request (OVMF puts
+ * up to 1 GiB in one descriptor, whatever seg_max and size_max say) is
+ * served part after part, each pinned, submitted and unpinned before the
+ * next, so that what one request pins stays bounded.  8 MiB was the limit
+ * of a whole request before; the block layer splits a part into many bios
+ * anyway, and pinning, not the parts, is what a large request costs.
+ */
+#define VHOST_BLK_PART_BYTES	(8U << 20)
+
+/*
+ * Largest data length of one read or write: the used length, data + 1,
+ * is a 32-bit field.
+ */
+#define VHOST_BLK_MAX_DATA_BYTES	(U32_MAX & ~(VHOST_BLK_SECTOR_SIZE - 1))
+
+/*
+ * Bounds of the max_pinned_pages module parameter.  The least is what the
+ * worst part may need (VHOST_BLK_PART_BYTES of pages plus two partial pages
+ * per segment); the most keeps one device well below the 2^21 pins of one
+ * page at which its refcount overflows (GUP_PIN_COUNTING_BIAS is 1024).
+ */
+#define VHOST_BLK_MIN_PINNED_PAGES	8192
+#define VHOST_BLK_MAX_PINNED_PAGES	524288	/* 2^19 */
+
 /* Pages described inline in a request; larger requests allocate. */
 #define VHOST_BLK_INLINE_PAGES	8
 
@@ -189,15 +214,33 @@ struct vhost_blk_req {
 	u64 status_gpa;
 	u64 bytes;			/* what the guest asked for, for stats */
 	u64 start_ns;			/* 0 unless vhost_blk_req_done is on */
+	/*
+	 * A read or write is served in parts of at most
+	 * VHOST_BLK_PART_BYTES, one at a time: @sector, @len, @pages and
+	 * @bvec are the part's, which the backend serves and sets @status
+	 * of on failure; the worker then merges @status into @worst and
+	 * starts the next part from @dsegs (the request's own copy of its
+	 * data segments when it has more than one part).  @pin_reserved
+	 * pages of the device's budget (vhost_blk.pinned) stay the
+	 * request's from its first part to its completion.
+	 */
 	u64 sector;
-	u32 len;			/* data bytes */
+	u32 len;			/* data bytes of the part */
+	u32 data_len;			/* data bytes of the request */
+	u32 data_done;			/* of them, served by earlier parts */
+	u8 worst;			/* worst status of the earlier parts */
 	unsigned int nr_pages;
+	unsigned int pin_reserved;
 	struct page **pages;
 	struct bio_vec *bvec;
+	struct vhost_blk_seg *dsegs;	/* NULL: a single part */
+	unsigned int nr_dsegs;
+	u64 dskip;			/* where the data starts in @dsegs */
 	/*
-	 * IN: the guest-physical ranges of the data, recorded whether or not
-	 * the log is on, so that a request that completes after
-	 * VHOST_F_LOG_ALL was set is logged too.  No more ranges than pages.
+	 * IN: the guest-physical ranges of the part's data, recorded whether
+	 * or not the log is on, so that a request that completes after
+	 * VHOST_F_LOG_ALL was set is logged too, and logged when the part
+	 * completes.  No more ranges than pages.
 	 */
 	struct vhost_blk_log_range *log;
 	unsigned int nr_log;
@@ -314,6 +357,8 @@ struct vhost_blk_vq {
 	struct vhost_blk_seg *segs;	/* scratch for one chain */
 	unsigned int nr_segs;
 	unsigned int nr_readable;
+	unsigned int nr_descs;		/* descriptors of the chain */
+	u32 seg_max;			/* VHOST_BLK_SET_SEG_MAX; 0: none */
 
 	struct vhost_blk_vq_stats stats;
 
@@ -374,6 +419,13 @@ struct vhost_blk {
 	struct eventfd_ctx *log_ctx;	/* also under every vq->mutex */
 
 	wait_queue_head_t drain_wq;	/* inflight of a queue dropped to 0 */
+	/*
+	 * Pages the device's requests have reserved for pinning (at most
+	 * the max_pinned_pages module parameter), and the queues that
+	 * wait for some of them to be released; both atomic, any worker.
+	 */
+	atomic_t pinned;
+	unsigned long pin_waiters;
 
 	/*
 	 * Requests that may block (buffered file I/O, fsync, fallocate,

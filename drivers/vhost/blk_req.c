@@ -28,6 +28,84 @@
  */
 struct workqueue_struct *vhost_blk_wq;
 
+/*
+ * Pages one device may have pinned at a time.  Every descriptor is pinned
+ * on its own, so a guest that points many descriptors of many requests at
+ * one page would otherwise overflow that page's refcount (each pin adds
+ * GUP_PIN_COUNTING_BIAS, and 2^21 pins reach 2^31): a WARN in GUP, and
+ * every later pin of the page fails, KVM's too.  A request that does not
+ * fit waits in the ring for completions to release pins.
+ */
+static unsigned int vhost_blk_max_pinned = 32768;
+
+static int vhost_blk_max_pinned_set(const char *val,
+				    const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, VHOST_BLK_MIN_PINNED_PAGES,
+				     VHOST_BLK_MAX_PINNED_PAGES);
+}
+
+static const struct kernel_param_ops vhost_blk_max_pinned_ops = {
+	.set	= vhost_blk_max_pinned_set,
+	.get	= param_get_uint,
+};
+
+module_param_cb(max_pinned_pages, &vhost_blk_max_pinned_ops,
+		&vhost_blk_max_pinned, 0644);
+MODULE_PARM_DESC(max_pinned_pages,
+		 "Guest pages one device may have pinned for I/O at a time, "
+		 __stringify(VHOST_BLK_MIN_PINNED_PAGES) " to "
+		 __stringify(VHOST_BLK_MAX_PINNED_PAGES) ". Default: 32768");
+
+static bool vhost_blk_pin_try(struct vhost_blk *blk, unsigned int pages)
+{
+	unsigned int max = READ_ONCE(vhost_blk_max_pinned);
+	int old = atomic_read(&blk->pinned);
+
+	do {
+		/* Alone, any request fits: the largest part is below max. */
+		if (old && (unsigned int)old + pages > max)
+			return false;
+	} while (!atomic_try_cmpxchg(&blk->pinned, &old, old + pages));
+	return true;
+}
+
+/*
+ * Reserve @pages of the device's pin budget for a request of @vq, or ask
+ * to be kicked when pins are released.
+ */
+static bool vhost_blk_pin_get(struct vhost_blk_vq *vq, unsigned int pages)
+{
+	struct vhost_blk *blk = vq->blk;
+
+	if (vhost_blk_pin_try(blk, pages))
+		return true;
+	set_bit(vq->index, &blk->pin_waiters);
+	/* Pairs with the barrier in vhost_blk_pin_put(). */
+	smp_mb__after_atomic();
+	if (!vhost_blk_pin_try(blk, pages))
+		return false;
+	clear_bit(vq->index, &blk->pin_waiters);
+	return true;
+}
+
+/* Release a reservation and kick the queues that wait for one. */
+static void vhost_blk_pin_put(struct vhost_blk *blk, unsigned int pages)
+{
+	unsigned int i;
+
+	atomic_sub(pages, &blk->pinned);
+	/* Pairs with the barrier in vhost_blk_pin_get(). */
+	smp_mb__after_atomic();
+	if (likely(!READ_ONCE(blk->pin_waiters)))
+		return;
+	rcu_read_lock();
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+		if (test_and_clear_bit(i, &blk->pin_waiters))
+			vhost_blk_wake(blk, VHOST_BLK_KICK_BIT(i));
+	rcu_read_unlock();
+}
+
 static unsigned int vhost_blk_max_blocking = 8;
 
 static int vhost_blk_max_blocking_set(const char *val,
@@ -81,10 +159,13 @@ void vhost_blk_req_put(struct vhost_blk_req *req)
 
 static void vhost_blk_req_free(struct vhost_blk_req *req)
 {
+	if (req->pin_reserved)
+		vhost_blk_pin_put(req->vq->blk, req->pin_reserved);
 	if (req->pages != req->inline_pages)
 		kvfree(req->pages);
 	if (req->bvec != req->inline_bvec)
 		kvfree(req->bvec);
+	kvfree(req->dsegs);
 	if (req->log != req->inline_log)
 		kvfree(req->log);
 	kfree(req->segs);
@@ -117,65 +198,77 @@ static void vhost_blk_req_add_log(struct vhost_blk_req *req, u64 gpa, u32 len)
 }
 
 /*
- * Pin the guest pages of the byte range [@skip, @skip + req->len) of
- * vq->segs[@first..@last) and describe them in req->bvec.  For an IN
- * request, also record their guest-physical ranges in req->log.
+ * The most pages one part of the byte range [@skip, @skip + @len) of
+ * @segs[0..@nr) spans, parts cut every VHOST_BLK_PART_BYTES of the range.
  */
-static int vhost_blk_req_pin(struct vhost_blk_req *req, unsigned int first,
-			     unsigned int last, u64 skip)
+static unsigned int vhost_blk_part_pages(const struct vhost_blk_seg *segs,
+					 unsigned int nr, u64 skip, u32 len)
 {
-	struct vhost_blk_vq *vq = req->vq;
-	unsigned int gup_flags = req->type == VIRTIO_BLK_T_IN ? FOLL_WRITE : 0;
-	unsigned int i, n, total = 0;
-	u32 left = req->len;
+	unsigned int i, pages = 0, most = 0;
+	u32 room = VHOST_BLK_PART_BYTES;
 
-	/* Count first, so that one allocation covers the request. */
-	for (i = first, n = skip; i < last && left; i++) {
-		unsigned long addr = (unsigned long)vq->segs[i].addr + n;
-		u32 len;
+	for (i = 0; i < nr && len; i++) {
+		unsigned long addr;
+		u32 slen;
 
-		if (n >= vq->segs[i].len) {
-			n -= vq->segs[i].len;
+		if (skip >= segs[i].len) {
+			skip -= segs[i].len;
 			continue;
 		}
-		len = min_t(u32, left, vq->segs[i].len - n);
-		total += DIV_ROUND_UP(offset_in_page(addr) + len, PAGE_SIZE);
-		left -= len;
-		n = 0;
-	}
-	if (total > VHOST_BLK_INLINE_PAGES) {
-		req->pages = kvmalloc_array(total, sizeof(*req->pages),
-					    GFP_KERNEL_ACCOUNT);
-		req->bvec = kvmalloc_array(total, sizeof(*req->bvec),
-					   GFP_KERNEL_ACCOUNT);
-		if (!req->pages || !req->bvec)
-			return -ENOMEM;
-		/* Each range is at least a page of its own. */
-		if (req->type == VIRTIO_BLK_T_IN) {
-			req->log = kvmalloc_array(total, sizeof(*req->log),
-						  GFP_KERNEL_ACCOUNT);
-			if (!req->log)
-				return -ENOMEM;
+		addr = (unsigned long)segs[i].addr + skip;
+		slen = min_t(u64, len, segs[i].len - skip);
+		skip = 0;
+		while (slen) {
+			u32 l = min(slen, room);
+
+			pages += DIV_ROUND_UP(offset_in_page(addr) + l,
+					      PAGE_SIZE);
+			addr += l;
+			slen -= l;
+			len -= l;
+			room -= l;
+			if (!room) {
+				most = max(most, pages);
+				pages = 0;
+				room = VHOST_BLK_PART_BYTES;
+			}
 		}
 	}
+	return max(most, pages);
+}
 
-	left = req->len;
-	for (i = first, n = skip; i < last && left; i++) {
-		unsigned long addr = (unsigned long)vq->segs[i].addr + n;
+/*
+ * Pin the guest pages of the byte range [@skip, @skip + req->len) of
+ * @segs[0..@nr) and describe them in req->bvec, which has room for
+ * req->pin_reserved pages.
+ */
+static int vhost_blk_req_pin(struct vhost_blk_req *req,
+			     const struct vhost_blk_seg *segs, unsigned int nr,
+			     u64 skip)
+{
+	unsigned int gup_flags = req->type == VIRTIO_BLK_T_IN ? FOLL_WRITE : 0;
+	unsigned int i;
+	u64 n = skip;
+	u32 left = req->len;
+
+	for (i = 0; i < nr && left; i++) {
+		unsigned long addr = (unsigned long)segs[i].addr + n;
 		unsigned int off = offset_in_page(addr);
 		unsigned int np, p;
 		u32 len;
 		int got;
 
-		if (n >= vq->segs[i].len) {
-			n -= vq->segs[i].len;
+		if (n >= segs[i].len) {
+			n -= segs[i].len;
 			continue;
 		}
-		len = min_t(u32, left, vq->segs[i].len - n);
+		len = min_t(u64, left, segs[i].len - n);
 		if (req->type == VIRTIO_BLK_T_IN)
-			vhost_blk_req_add_log(req, vq->segs[i].gpa + n, len);
+			vhost_blk_req_add_log(req, segs[i].gpa + n, len);
 		n = 0;
 		np = DIV_ROUND_UP(off + len, PAGE_SIZE);
+		if (WARN_ON_ONCE(req->nr_pages + np > req->pin_reserved))
+			return -EINVAL;
 		got = pin_user_pages_fast(addr & PAGE_MASK, np, gup_flags,
 					  req->pages + req->nr_pages);
 		if (got > 0)
@@ -195,6 +288,23 @@ static int vhost_blk_req_pin(struct vhost_blk_req *req, unsigned int first,
 		}
 	}
 	return 0;
+}
+
+/* The worse of two statuses: an I/O error over UNSUPP over OK. */
+static u8 vhost_blk_worse(u8 a, u8 b)
+{
+	if (a == VIRTIO_BLK_S_IOERR || b == VIRTIO_BLK_S_IOERR)
+		return VIRTIO_BLK_S_IOERR;
+	return a == VIRTIO_BLK_S_OK ? b : a;
+}
+
+/* Hand the pinned part of a read or write to the backend. */
+static void vhost_blk_req_submit(struct vhost_blk_req *req)
+{
+	if (req->be->bdev)
+		vhost_blk_bdev_rw(req);
+	else
+		vhost_blk_file_rw(req);
 }
 
 /**
@@ -410,27 +520,66 @@ static u8 vhost_blk_req_get_segs(struct vhost_blk_req *req, u64 payload)
 	return VIRTIO_BLK_S_OK;
 }
 
+/* vhost_blk_req_rw(): no pins to spare now; leave the request in the ring. */
+#define VHOST_BLK_S_WAIT	U8_MAX
+
 static u8 vhost_blk_req_rw(struct vhost_blk_req *req, u64 rlen, u64 wlen)
 {
 	struct vhost_blk_vq *vq = req->vq;
-	u64 len;
-	int ret;
+	const struct vhost_blk_seg *segs;
+	unsigned int nr, pages;
+	u64 len, skip;
 
-	if (req->type == VIRTIO_BLK_T_IN)
+	if (req->type == VIRTIO_BLK_T_IN) {
 		len = wlen - 1;
-	else
+		segs = vq->segs + vq->nr_readable;
+		nr = vq->nr_segs - vq->nr_readable;
+		skip = 0;
+	} else {
 		len = rlen - sizeof(struct virtio_blk_outhdr);
-	if (len % VHOST_BLK_SECTOR_SIZE || len > VHOST_BLK_MAX_REQUEST_BYTES ||
+		segs = vq->segs;
+		nr = vq->nr_readable;
+		skip = sizeof(struct virtio_blk_outhdr);
+	}
+	if (len % VHOST_BLK_SECTOR_SIZE || len > VHOST_BLK_MAX_DATA_BYTES ||
 	    !vhost_blk_range_ok(req->be, req->sector,
 				len >> VHOST_BLK_SECTOR_SHIFT))
 		return VIRTIO_BLK_S_IOERR;
-	req->len = len;
-	if (req->type == VIRTIO_BLK_T_IN)
-		ret = vhost_blk_req_pin(req, vq->nr_readable, vq->nr_segs, 0);
-	else
-		ret = vhost_blk_req_pin(req, 0, vq->nr_readable,
-					sizeof(struct virtio_blk_outhdr));
-	return ret ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	if (!len)
+		return VIRTIO_BLK_S_OK;
+	req->data_len = len;
+	req->len = min_t(u32, len, VHOST_BLK_PART_BYTES);
+	pages = vhost_blk_part_pages(segs, nr, skip, len);
+	if (!vhost_blk_pin_get(vq, pages))
+		return VHOST_BLK_S_WAIT;
+	req->pin_reserved = pages;
+	if (pages > VHOST_BLK_INLINE_PAGES) {
+		req->pages = kvmalloc_array(pages, sizeof(*req->pages),
+					    GFP_KERNEL_ACCOUNT);
+		req->bvec = kvmalloc_array(pages, sizeof(*req->bvec),
+					   GFP_KERNEL_ACCOUNT);
+		if (!req->pages || !req->bvec)
+			return VIRTIO_BLK_S_IOERR;
+		/* A part's ranges are each at least a page of its own. */
+		if (req->type == VIRTIO_BLK_T_IN) {
+			req->log = kvmalloc_array(pages, sizeof(*req->log),
+						  GFP_KERNEL_ACCOUNT);
+			if (!req->log)
+				return VIRTIO_BLK_S_IOERR;
+		}
+	}
+	/* vq->segs is the next chain's once this returns: keep a copy. */
+	if (req->len < len) {
+		req->dsegs = kvmalloc_array(nr, sizeof(*segs),
+					    GFP_KERNEL_ACCOUNT);
+		if (!req->dsegs)
+			return VIRTIO_BLK_S_IOERR;
+		memcpy(req->dsegs, segs, nr * sizeof(*segs));
+		req->nr_dsegs = nr;
+		req->dskip = skip;
+	}
+	return vhost_blk_req_pin(req, segs, nr, skip) ? VIRTIO_BLK_S_IOERR :
+							 VIRTIO_BLK_S_OK;
 }
 
 static unsigned int vhost_blk_stat_type(u32 type)
@@ -509,8 +658,10 @@ static void vhost_blk_req_log(struct vhost_blk_req *req)
 /*
  * Serve the request whose chain is in vq->segs: check it, then either
  * complete it at once (errors, GET_ID) or hand it to the backend.
+ * Returns false, having done nothing, for a read or write that must wait
+ * for pins to be released: the caller leaves it in the ring.
  */
-static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
+static bool vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 {
 	struct vhost_blk_seg *st = &vq->segs[vq->nr_segs - 1];
 	struct virtio_blk_outhdr hdr;
@@ -554,6 +705,28 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 	}
 	req->type = vhost_blk32_to_cpu(vq, hdr.type);
 	req->sector = vhost_blk64_to_cpu(vq, hdr.sector);
+	req->worst = VIRTIO_BLK_S_OK;
+	status = VIRTIO_BLK_S_OK;
+	/*
+	 * More segments than the guest was told it may use: a request the
+	 * device fails, as one of a bad length, not a broken ring (QEMU's
+	 * virtio-blk breaks the device only past its 1024 descriptors, as
+	 * we break the ring).
+	 */
+	if (vq->seg_max && vq->nr_descs > vq->seg_max + 2) {
+		status = VIRTIO_BLK_S_IOERR;
+	} else if (req->type == VIRTIO_BLK_T_IN ||
+		   req->type == VIRTIO_BLK_T_OUT) {
+		if (req->type == VIRTIO_BLK_T_OUT &&
+		    vhost_blk_read_only(req->be))
+			status = VIRTIO_BLK_S_IOERR;
+		else
+			status = vhost_blk_req_rw(req, rlen, wlen);
+		if (status == VHOST_BLK_S_WAIT) {
+			vhost_blk_req_free(req);
+			return false;
+		}
+	}
 	/* The data the descriptors carry, without header and status. */
 	if (req->type == VIRTIO_BLK_T_IN || req->type == VIRTIO_BLK_T_GET_ID)
 		req->bytes = wlen - 1;
@@ -563,24 +736,17 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 				  req->bytes);
 	if (trace_vhost_blk_req_done_enabled())
 		req->start_ns = ktime_get_ns();
+	if (status != VIRTIO_BLK_S_OK)
+		goto complete;
 
 	switch (req->type) {
 	case VIRTIO_BLK_T_IN:
 	case VIRTIO_BLK_T_OUT:
-		if (req->type == VIRTIO_BLK_T_OUT &&
-		    vhost_blk_read_only(req->be)) {
-			status = VIRTIO_BLK_S_IOERR;
-			break;
-		}
-		status = vhost_blk_req_rw(req, rlen, wlen);
 		/* Nothing to move: an empty bio is not for the block layer. */
 		if (status != VIRTIO_BLK_S_OK || !req->len)
 			break;
 		WRITE_ONCE(vq->inflight, vq->inflight + 1);
-		if (req->be->bdev)
-			vhost_blk_bdev_rw(req);
-		else
-			vhost_blk_file_rw(req);
+		vhost_blk_req_submit(req);
 		goto submitted;
 	case VIRTIO_BLK_T_FLUSH:
 		/*
@@ -645,11 +811,38 @@ complete:
 	} else {
 		vhost_blk_req_account(vq, head, VHOST_BLK_T_NONE, status, 0, 0);
 	}
-	return;
+	return true;
 
 submitted:
 	/* Drop the building reference: the request may complete now. */
 	vhost_blk_req_put(req);
+	return true;
+}
+
+/*
+ * A part of @req completed: start its next one, unless it was the last or
+ * a part failed.  Returns false when the request is complete, its worst
+ * status in req->status.
+ */
+static bool vhost_blk_req_next_part(struct vhost_blk_req *req)
+{
+	req->worst = vhost_blk_worse(req->worst, READ_ONCE(req->status));
+	req->status = req->worst;
+	req->data_done += req->len;
+	if (req->worst != VIRTIO_BLK_S_OK || req->data_done == req->data_len)
+		return false;
+	req->sector += req->len >> VHOST_BLK_SECTOR_SHIFT;
+	req->len = min(req->data_len - req->data_done, VHOST_BLK_PART_BYTES);
+	if (vhost_blk_req_pin(req, req->dsegs, req->nr_dsegs,
+			      req->dskip + req->data_done)) {
+		vhost_blk_req_unpin(req);
+		req->status = VIRTIO_BLK_S_IOERR;
+		return false;
+	}
+	atomic_set(&req->ref, 1);
+	vhost_blk_req_submit(req);
+	vhost_blk_req_put(req);
+	return true;
 }
 
 /* Put the completed requests of @vq on its used ring. */
@@ -660,17 +853,22 @@ static void vhost_blk_complete(struct vhost_blk_vq *vq)
 
 	lockdep_assert_held(&vq->mutex);
 	llist_for_each_entry_safe(req, tmp, list, node) {
-		u8 status = READ_ONCE(req->status);
 		u32 len = 1;
+		u8 status;
 
 		vhost_blk_req_unpin(req);
+		/* Log what the part wrote, then pin the next one. */
 		vhost_blk_req_log(req);
+		req->nr_log = 0;
+		if (req->dsegs && vhost_blk_req_next_part(req))
+			continue;
+		status = READ_ONCE(req->status);
 		if (put_user(status, req->status_addr))
 			vq_err(vq, "cannot write status\n");
 		else
 			vhost_blk_log_write(vq, req->status_gpa, 1);
 		if (status == VIRTIO_BLK_S_OK && req->type == VIRTIO_BLK_T_IN)
-			len += req->len;
+			len += req->data_len;
 		vhost_blk_add_used(vq, req->head, len);
 		vhost_blk_req_account(vq, req->head, req->type, status,
 				      req->bytes, req->start_ns);
@@ -718,7 +916,11 @@ void vhost_blk_handle_vq(struct vhost_blk_vq *vq)
 		if (head < 0 || vhost_blk_parse_chain(vq, head))
 			break;
 		vq->last_avail_idx++;
-		vhost_blk_handle_req(vq, head);
+		if (!vhost_blk_handle_req(vq, head)) {
+			/* Kicked when pins are released. */
+			vq->last_avail_idx--;
+			break;
+		}
 		if (++count >= VHOST_BLK_WEIGHT) {
 			/* Let the other queues in; come back to this one. */
 			vhost_blk_wake(vq->blk, VHOST_BLK_KICK_BIT(vq->index));

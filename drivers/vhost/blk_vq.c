@@ -527,6 +527,7 @@ static int vhost_blk_add_seg(struct vhost_blk_vq *vq, struct vring_desc *d)
 	}
 	if (!write)
 		vq->nr_readable = vq->nr_segs;
+	vq->nr_descs++;
 	return 0;
 }
 
@@ -600,6 +601,7 @@ int vhost_blk_parse_chain(struct vhost_blk_vq *vq, u16 head)
 
 	vq->nr_segs = 0;
 	vq->nr_readable = 0;
+	vq->nr_descs = 0;
 	do {
 		if (++count > vq->num) {
 			vq_err(vq, "descriptor loop or chain too long\n");
@@ -1254,6 +1256,7 @@ void vhost_blk_vq_init(struct vhost_blk_vq *vq)
 	vq->be = NULL;
 	vq->mem = NULL;
 	memset(vq->serial, 0, sizeof(vq->serial));
+	vq->seg_max = 0;
 	vq->kick = NULL;
 	vq->poll.wqh = NULL;
 	vq->call_ctx = NULL;

@@ -18,7 +18,11 @@
 #define VHOST_BLK_MAX_QUEUES		16
 /* Largest virtqueue size accepted by VHOST_SET_VRING_NUM (power of two). */
 #define VHOST_BLK_MAX_QUEUE_SIZE	1024
-/* Largest data payload of one request; larger requests fail with IOERR. */
+/*
+ * Data of one request that the device pins and submits at a time.  Larger
+ * requests, up to the disk's size (and below 4 GiB), are served in parts of
+ * this size (earlier versions failed them with IOERR).
+ */
 #define VHOST_BLK_MAX_REQUEST_BYTES	(8U << 20)
 /* Most segments in one discard or write-zeroes request. */
 #define VHOST_BLK_MAX_DISCARD_SEG	16
@@ -83,5 +87,15 @@ struct vhost_vring_worker {
  */
 #define VHOST_BLK_SET_WRITEBACK	_IOW(VHOST_VIRTIO, 0xFD, __u32)
 #define VHOST_BLK_GET_WRITEBACK	_IOR(VHOST_VIRTIO, 0xFC, __u32)
+
+/*
+ * Tell the device the seg_max of the configuration space, 1 to
+ * VHOST_BLK_MAX_SEG_MAX: a request with more than seg_max + 2 descriptors
+ * then fails with VIRTIO_BLK_S_IOERR.  0, the default, sets no limit
+ * beyond the ring's own.
+ */
+#define VHOST_BLK_SET_SEG_MAX	_IOW(VHOST_VIRTIO, 0xFB, __u32)
+/* Largest seg_max: an indirect table of 1024 entries, header and status. */
+#define VHOST_BLK_MAX_SEG_MAX	1022
 
 #endif /* _UAPI_LINUX_VHOST_BLK_H */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <stdio.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "vhost_blk_lib.h"
 #include "../kselftest_harness.h"
@@ -309,6 +310,219 @@ TEST_F(bad, queue_keeps_serving_after_backend_errors)
 			  vb_io(&self->d.vq[0], VIRTIO_BLK_T_IN, 0, self->buf,
 				4096, 0, &ul));
 	}
+}
+
+/* ------------------------------------------- requests larger than 8 MiB */
+
+/*
+ * OVMF puts up to 1 GiB in one descriptor, whatever seg_max and size_max
+ * say: a request of any size up to the disk's must work, on a block
+ * device and on a file, in one descriptor or in many of uneven lengths.
+ */
+#define BIG_DISK	(80ULL << 20)
+#define BIG_MAX		(64U << 20)
+
+FIXTURE(big) {
+	struct vb_dev d;
+	struct vb_backend b;
+	struct vb_vq *vq;
+	uint64_t buf;
+	uint8_t *tmp, *tmp2;
+};
+
+FIXTURE_VARIANT(big) {
+	const char *kind;
+	int oflags;
+};
+
+FIXTURE_VARIANT_ADD(big, nullb) { .kind = "nullb" };
+FIXTURE_VARIANT_ADD(big, tmpfs) { .kind = "tmpfs" };
+FIXTURE_VARIANT_ADD(big, ext4_direct) { .kind = "ext4", .oflags = O_DIRECT };
+
+FIXTURE_SETUP(big)
+{
+	struct vb_opts o = { .num = 64, .data_mem = BIG_MAX + (4 << 20) };
+	const char *why = "";
+	int ret;
+
+	memset(&self->d, 0, sizeof(self->d));
+	self->d.fd = -1;
+	self->b.kind = NULL;
+	self->tmp = NULL;
+	self->tmp2 = NULL;
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	ret = vb_backend_create(&self->b, variant->kind, BIG_DISK,
+				variant->oflags, &why);
+	if (ret < 0)
+		SKIP(return, "%s: %s (%s)", variant->kind, why, strerror(-ret));
+	ASSERT_EQ(BIG_DISK, self->b.size);
+	o.backend = self->b.fd;
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	self->vq = &self->d.vq[0];
+	self->buf = vb_alloc_data(&self->d.mem, BIG_MAX);
+	ASSERT_NE(0, self->buf);
+	self->tmp = malloc(BIG_MAX);
+	self->tmp2 = malloc(BIG_MAX);
+	ASSERT_NE(NULL, self->tmp);
+	ASSERT_NE(NULL, self->tmp2);
+}
+
+FIXTURE_TEARDOWN(big)
+{
+	vb_dev_teardown(&self->d);
+	vb_backend_destroy(&self->b);
+	free(self->tmp);
+	free(self->tmp2);
+}
+
+/* Write @len bytes at @sector in @wl, read them back in @rl, compare. */
+static void big_roundtrip(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(big) *self, uint64_t sector,
+			  uint32_t len, uint32_t seed, unsigned int wl,
+			  unsigned int rl)
+{
+	uint32_t ul = 0;
+	int st;
+
+	vb_pattern(self->tmp, len, sector, seed);
+	vb_write(&self->d.mem, self->buf, self->tmp, len);
+	st = vb_io(self->vq, VIRTIO_BLK_T_OUT, sector, self->buf, len, wl, &ul);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, st)
+		TH_LOG("write of %u bytes, layout %#x", len, wl);
+	ASSERT_EQ(1, ul);
+	vb_fill(&self->d.mem, self->buf, 0xaa, len);
+	st = vb_io(self->vq, VIRTIO_BLK_T_IN, sector, self->buf, len, rl, &ul);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, st)
+		TH_LOG("read of %u bytes, layout %#x", len, rl);
+	ASSERT_EQ(len + 1, ul);
+	vb_read(&self->d.mem, self->buf, self->tmp2, len);
+	ASSERT_EQ(0, memcmp(self->tmp, self->tmp2, len)) {
+		uint32_t i = 0;
+
+		while (self->tmp[i] == self->tmp2[i])
+			i++;
+		TH_LOG("%u bytes, layouts %#x/%#x: first mismatch at byte %u",
+		       len, wl, rl, i);
+	}
+	/* And it is on the backend, not only in the device's view. */
+	ASSERT_EQ(0, vb_backend_read(&self->b, sector * VB_SECTOR,
+				     self->tmp2, len));
+	ASSERT_EQ(0, memcmp(self->tmp, self->tmp2, len));
+}
+
+TEST_F(big, single_descriptor_requests_of_16_and_64_mib_read_back)
+{
+	big_roundtrip(_metadata, self, 8, 16U << 20, 1, 0, 0);
+	big_roundtrip(_metadata, self, 2048, BIG_MAX, 2, 0, 0);
+}
+
+TEST_F(big, multi_descriptor_requests_of_16_and_64_mib_read_back)
+{
+	/* Equal power-of-two descriptors, uneven ones, and both mixed. */
+	big_roundtrip(_metadata, self, 24, 16U << 20, 3, VB_L_DATA_SPLIT,
+		      VB_L_DATA_ODD | VB_L_INDIRECT);
+	big_roundtrip(_metadata, self, 0, BIG_MAX, 4,
+		      VB_L_DATA_ODD | VB_L_INDIRECT, VB_L_DATA_SPLIT);
+	big_roundtrip(_metadata, self, 4096 + 8, BIG_MAX, 5,
+		      VB_L_DATA_ODD | VB_L_HDR_DATA, 0);
+	big_roundtrip(_metadata, self, 1, 16U << 20, 6, 0,
+		      VB_L_DATA_ODD | VB_L_DATA_STATUS);
+}
+
+TEST_F(big, request_up_to_the_whole_disk_reads_back)
+{
+	uint32_t ul = 0;
+
+	/* The last 64 MiB, ending at the last sector. */
+	big_roundtrip(_metadata, self, (BIG_DISK - BIG_MAX) / VB_SECTOR,
+		      BIG_MAX, 7, VB_L_DATA_ODD, 0);
+	/* One sector less than all that is left after sector 1: fine. */
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  vb_io(self->vq, VIRTIO_BLK_T_IN,
+			(BIG_DISK - BIG_MAX) / VB_SECTOR + 1, self->buf,
+			BIG_MAX - VB_SECTOR, 0, &ul));
+	ASSERT_EQ(BIG_MAX - VB_SECTOR + 1, ul);
+}
+
+TEST_F(big, request_past_the_end_fails_with_ioerr_and_writes_nothing)
+{
+	const uint32_t len = 16U << 20, tail = 8U << 20;
+	uint64_t sector = (BIG_DISK - tail) / VB_SECTOR;
+	unsigned int layouts[] = { 0, VB_L_DATA_ODD | VB_L_INDIRECT };
+	unsigned int i;
+	uint32_t ul;
+	struct stat st;
+
+	/* The last 8 MiB hold a known pattern, through the backend. */
+	vb_pattern(self->tmp, tail, sector, 8);
+	ASSERT_EQ(0, vb_backend_write(&self->b, BIG_DISK - tail, self->tmp,
+				      tail));
+	vb_pattern(self->tmp2, len, sector, 9);
+	vb_write(&self->d.mem, self->buf, self->tmp2, len);
+	for (i = 0; i < 2; i++) {
+		/* 16 MiB from 8 MiB before the end: half of it past it. */
+		ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+			  vb_io(self->vq, VIRTIO_BLK_T_OUT, sector, self->buf,
+				len, layouts[i], &ul));
+		ASSERT_EQ(1, ul);
+		ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+			  vb_io(self->vq, VIRTIO_BLK_T_IN, sector, self->buf,
+				len, layouts[i], &ul));
+		ASSERT_EQ(1, ul);
+	}
+	/* Nothing of it was written, before the end or after it. */
+	ASSERT_EQ(0, vb_backend_read(&self->b, BIG_DISK - tail, self->tmp2,
+				     tail));
+	ASSERT_EQ(0, memcmp(self->tmp, self->tmp2, tail));
+	ASSERT_EQ(0, fstat(self->b.fd, &st));
+	if (S_ISREG(st.st_mode))
+		ASSERT_EQ(BIG_DISK, st.st_size);
+	/* The guest's buffer was not written either: reads are checked first. */
+	vb_read(&self->d.mem, self->buf, self->tmp, len);
+	vb_pattern(self->tmp2, len, sector, 9);
+	ASSERT_EQ(0, memcmp(self->tmp, self->tmp2, len));
+	/* The queue goes on serving. */
+	big_roundtrip(_metadata, self, sector, tail, 10, 0, VB_L_DATA_ODD);
+}
+
+/* A bad sector in the third 8 MiB of a 24 MiB request fails all of it. */
+TEST(big_request_fails_when_any_part_fails)
+{
+	const uint32_t len = 24U << 20;
+	struct vb_opts o = { .num = 16, .data_mem = len + (4 << 20) };
+	struct vb_backend b = { .kind = NULL };
+	const char *why = "";
+	struct vb_dev d;
+	uint64_t buf;
+	uint32_t ul;
+	int ret;
+
+	vb_dev_init(&d);
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	/* Sectors 40960-40967: 20 MiB in. */
+	ret = vb_nullb_create(&b, 2 * DISK_SIZE, "+40960-40967", 0, &why);
+	if (ret < 0)
+		SKIP(return, "null_blk badblocks: %s (%s)", why, strerror(-ret));
+	o.backend = b.fd;
+	ret = vb_dev_setup(&d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	buf = vb_alloc_data(&d.mem, len);
+	ASSERT_NE(0, buf);
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, vb_io(&d.vq[0], VIRTIO_BLK_T_IN, 0, buf,
+					    len, 0, &ul));
+	ASSERT_EQ(1, ul);
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, vb_io(&d.vq[0], VIRTIO_BLK_T_OUT, 0,
+					    buf, len, VB_L_DATA_ODD, &ul));
+	ASSERT_EQ(1, ul);
+	/* The same size where every sector is good succeeds. */
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(&d.vq[0], VIRTIO_BLK_T_IN, 40968,
+					 buf, len, VB_L_DATA_ODD, &ul));
+	ASSERT_EQ(len + 1, ul);
+	vb_dev_teardown(&d);
+	vb_backend_destroy(&b);
 }
 
 /* One ext4 file system for all ext4 variants, made by the first of them. */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <signal.h>
 #include <time.h>
@@ -1103,6 +1104,137 @@ TEST_F(iso, a_flood_of_blocking_requests_does_not_delay_another_devices_flush)
 		for (i = 0; i < ISO_PER_QUEUE; i++)
 			ASSERT_EQ(VIRTIO_BLK_S_OK, r[q][i].status);
 	}
+}
+
+/* ------------------------------------------- pins of one page, flooded */
+
+/*
+ * Every descriptor is pinned on its own, and each pin of a page adds 1024
+ * to its refcount: 3 queues x 1024 requests x 1022 descriptors on one
+ * page are 2^21.6 pins, past the 2^31 the count holds (a WARN in GUP,
+ * which fails the VM run, and every later pin of the page fails).  The
+ * device's pin budget must hold the requests back instead, and serve
+ * them all.  dm-delay keeps them in flight long enough for the worker to
+ * take them all where nothing holds it back.  The budget is raised to its
+ * most for the test, so that the flood needs few rounds of the delay.
+ */
+#define FLOOD_QUEUES	3
+#define FLOOD_NUM	1024
+#define FLOOD_DESCS	1024		/* header, 1022 data, status */
+#define FLOOD_TABLE	(FLOOD_DESCS * 16 + 64)	/* table, then the status */
+#define FLOOD_DELAY_MS	4000
+#define FLOOD_PARAM	"/sys/module/vhost_blk/parameters/max_pinned_pages"
+
+FIXTURE(flood) {
+	struct vb_backend disk;
+	struct vb_dm dm;
+	struct vb_dev d;
+	char old_max[32];
+};
+
+FIXTURE_SETUP(flood)
+{
+	struct vb_opts o = { .nvqs = FLOOD_QUEUES, .num = FLOOD_NUM,
+			     .data_mem = 64ULL << 20 };
+	const char *why = "";
+	char table[512];
+	int ret;
+
+	vb_dev_init(&self->d);
+	self->disk.kind = NULL;
+	self->dm.fd = -1;
+	self->dm.name[0] = '\0';
+	self->old_max[0] = '\0';
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	ret = vb_backend_create(&self->disk, "nullb", DISK_SIZE, 0, &why);
+	if (ret < 0)
+		SKIP(return, "null_blk: %s (%s)", why, strerror(-ret));
+	if (system("modprobe dm_delay 2>/dev/null"))
+		; /* built in, or dmsetup will say */
+	snprintf(table, sizeof(table), "0 %llu delay %s 0 %d",
+		 (unsigned long long)(DISK_SIZE / VB_SECTOR), self->disk.path,
+		 FLOOD_DELAY_MS);
+	ret = vb_dm_create(&self->dm, "vbt-flood", table, &why);
+	if (ret < 0)
+		SKIP(return, "dm-delay: %s (%s)", why, strerror(-ret));
+	/* A module without the parameter has no budget: the test shows it. */
+	if (vb_read_text(FLOOD_PARAM, self->old_max,
+			 sizeof(self->old_max)) > 0)
+		ASSERT_EQ(0, vb_write_text(FLOOD_PARAM, "524288"));
+	o.backend = self->dm.fd;
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	/* Small pages: a huge page counts pins apart from its refcount. */
+	ASSERT_EQ(0, madvise(self->d.mem.r[2].hva, self->d.mem.r[2].size,
+			     MADV_NOHUGEPAGE));
+}
+
+FIXTURE_TEARDOWN(flood)
+{
+	vb_dev_teardown(&self->d);
+	if (self->old_max[0])
+		vb_write_text(FLOOD_PARAM, self->old_max);
+	vb_dm_destroy(&self->dm);
+	vb_backend_destroy(&self->disk);
+}
+
+TEST_F_TIMEOUT(flood, requests_pinning_one_page_2m_times_all_complete, 240)
+{
+	struct virtio_blk_outhdr h = { .type = VIRTIO_BLK_T_OUT };
+	uint64_t page, tables;
+	unsigned int q, i, k;
+	uint8_t st;
+
+	page = vb_alloc_data(&self->d.mem, 4096);
+	tables = vb_alloc_data(&self->d.mem, FLOOD_QUEUES * FLOOD_NUM *
+					     FLOOD_TABLE);
+	ASSERT_NE(0, page);
+	ASSERT_NE(0, tables);
+	vb_fill(&self->d.mem, page, 0x5a, 4096);
+	vb_write(&self->d.mem, page, &h, sizeof(h));
+	for (q = 0; q < FLOOD_QUEUES; q++) {
+		struct vb_vq *vq = &self->d.vq[q];
+
+		for (i = 0; i < FLOOD_NUM; i++) {
+			uint64_t t = tables + (uint64_t)(q * FLOOD_NUM + i) *
+					      FLOOD_TABLE;
+			struct vring_desc *d = vb_hva(&self->d.mem, t,
+						      FLOOD_TABLE);
+			struct vb_seg s = { page, 1, true };
+			uint16_t head;
+
+			d[0] = (struct vring_desc){ page, sizeof(h),
+						    VRING_DESC_F_NEXT, 1 };
+			for (k = 1; k < FLOOD_DESCS - 1; k++)
+				d[k] = (struct vring_desc){
+					page + 512, 512, VRING_DESC_F_NEXT,
+					k + 1 };
+			d[k] = (struct vring_desc){ t + FLOOD_DESCS * 16, 1,
+						    VRING_DESC_F_WRITE, 0 };
+			*((uint8_t *)d + FLOOD_DESCS * 16) = 0xff;
+			/* Take a head, then point it at the big table. */
+			ASSERT_EQ(0, vb_vq_add(vq, &s, 1, true, &head));
+			vq->desc[head].addr = t;
+			vq->desc[head].len = FLOOD_DESCS * 16;
+			vb_vq_publish(vq, head);
+		}
+	}
+	for (q = 0; q < FLOOD_QUEUES; q++)
+		vb_vq_kick(&self->d.vq[q]);
+	for (q = 0; q < FLOOD_QUEUES; q++)
+		ASSERT_EQ(0, vb_vq_poll_used(&self->d.vq[q], FLOOD_NUM,
+					     200 * 1000)) TH_LOG("queue %u", q);
+	for (i = 0; i < FLOOD_QUEUES * FLOOD_NUM; i++) {
+		vb_read(&self->d.mem, tables + (uint64_t)i * FLOOD_TABLE +
+				      FLOOD_DESCS * 16, &st, 1);
+		ASSERT_EQ(VIRTIO_BLK_S_OK, st) TH_LOG("request %u", i);
+	}
+	for (q = 0; q < FLOOD_QUEUES; q++)
+		ASSERT_FALSE(vb_fd_signalled(self->d.vq[q].err));
+	/* The page can still be pinned, for a read into it. */
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(&self->d.vq[0], VIRTIO_BLK_T_IN, 0,
+					 page, 4096, 0, NULL));
 }
 
 TEST_HARNESS_MAIN

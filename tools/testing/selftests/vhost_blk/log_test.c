@@ -21,7 +21,7 @@
 
 #define ERRNO(call)	((call) < 0 ? errno : 0)
 #define DISK_SIZE	(16ULL << 20)
-#define MAX_PAGES	512
+#define MAX_PAGES	4096
 
 /* A set of guest pages, by number. */
 struct pages {
@@ -85,6 +85,8 @@ FIXTURE_VARIANT_ADD(log, tmpfs) { .kind = "tmpfs" };
 FIXTURE_VARIANT_ADD(log, ext4_direct) { .kind = "ext4", .oflags = O_DIRECT };
 
 #define BUF_MAX		(256 * 1024)
+/* A read of two parts (see VHOST_BLK_MAX_REQUEST_BYTES). */
+#define TWO_PARTS	(VHOST_BLK_MAX_REQUEST_BYTES + 64 * 1024)
 
 FIXTURE_SETUP(log)
 {
@@ -109,12 +111,12 @@ FIXTURE_SETUP(log)
 	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
 	self->vq = &self->d.vq[0];
 	ASSERT_EQ(0, vb_log_init(&self->l, &self->d.mem));
-	self->want = malloc(BUF_MAX);
-	self->got = malloc(BUF_MAX);
+	self->want = malloc(TWO_PARTS);
+	self->got = malloc(TWO_PARTS);
 	ASSERT_NE(NULL, self->want);
 	ASSERT_NE(NULL, self->got);
-	vb_pattern(self->want, BUF_MAX, 0, 7);
-	ASSERT_EQ(0, vb_backend_write(&self->b, 0, self->want, BUF_MAX));
+	vb_pattern(self->want, TWO_PARTS, 0, 7);
+	ASSERT_EQ(0, vb_backend_write(&self->b, 0, self->want, TWO_PARTS));
 }
 
 FIXTURE_TEARDOWN(log)
@@ -205,6 +207,14 @@ TEST_F(log, large_in_marks_every_page)
 	logged_io(_metadata, self, VIRTIO_BLK_T_IN,
 		  vb_alloc_data(&self->d.mem, BUF_MAX), BUF_MAX,
 		  VB_L_INDIRECT);
+}
+
+/* Each part of a read above 8 MiB is logged when it completes. */
+TEST_F(log, in_of_two_parts_marks_the_pages_of_both)
+{
+	logged_io(_metadata, self, VIRTIO_BLK_T_IN,
+		  vb_alloc_data(&self->d.mem, TWO_PARTS) + 512, TWO_PARTS,
+		  VB_L_DATA_ODD);
 }
 
 TEST_F(log, get_id_marks_its_buffer)

@@ -244,6 +244,10 @@ int main(int argc, char **argv)
 	}
 	o.backend = fd;
 	o.nvqs = nq;
+	/* Room for every queue's buffers, and the 2 pages each has around. */
+	o.data_mem = ((uint64_t)bs + 8192) * qd * nq;
+	if (o.data_mem < (40ULL << 20))
+		o.data_mem = 0;
 	ret = vb_dev_setup(&d, &o);
 	if (ret) {
 		fprintf(stderr, "device setup: %s\n", strerror(-ret));

@@ -38,7 +38,13 @@ static inline uint64_t vb_align_up(uint64_t x, uint64_t a)
 
 int vb_mem_init(struct vb_mem *m)
 {
-	const uint64_t r01 = 8 * MiB, r2 = 40 * MiB;
+	return vb_mem_init_size(m, 0);
+}
+
+int vb_mem_init_size(struct vb_mem *m, uint64_t data_size)
+{
+	const uint64_t r01 = 8 * MiB;
+	uint64_t r2 = data_size ? vb_align_up(data_size, MiB) : 40 * MiB;
 	uint8_t *p;
 
 	memset(m, 0, sizeof(*m));
@@ -61,7 +67,7 @@ int vb_mem_init(struct vb_mem *m)
 	m->r[1] = (struct vb_region){ .gpa = 0x100000 + r01, .size = r01,
 				      .hva = p, .lo = MiB, .hi = r01 };
 	p = mmap(NULL, r2, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	m->r[2] = (struct vb_region){ .gpa = 0x100000000ULL, .size = r2,
@@ -402,7 +408,7 @@ int vb_dev_setup(struct vb_dev *d, const struct vb_opts *o)
 	int ret;
 
 	vb_dev_init(d);
-	ret = vb_mem_init(&d->mem);
+	ret = vb_mem_init_size(&d->mem, o->data_mem);
 	if (ret)
 		return ret;
 	d->fd = vb_open();
@@ -549,10 +555,32 @@ static bool vb_is_in(uint32_t type)
 
 /* Add data segments [gpa, gpa+len) to s, split per the layout. */
 static int vb_data_segs(struct vb_seg *s, int n, uint64_t gpa, uint32_t len,
-			bool write, bool split)
+			bool write, bool split, bool odd_split)
 {
-	uint32_t chunk = len;
+	static const uint32_t odd[] = { 3, 1, 5, 2 };
+	uint32_t chunk = len, unit;
+	unsigned int k = 0;
 
+	if (odd_split) {
+		/*
+		 * Uneven multiples of a unit that is a whole number of
+		 * sectors but not of pages, 12 units per cycle of odd[].
+		 */
+		unit = (len / ((VB_MAX_SEGS - 8) * 11 / 4) + VB_SECTOR - 1) /
+		       VB_SECTOR * VB_SECTOR + VB_SECTOR;
+		if (!(unit % PAGE))
+			unit += VB_SECTOR;
+		while (len) {
+			uint32_t l = odd[k++ % 4] * unit;
+
+			if (l > len)
+				l = len;
+			s[n++] = (struct vb_seg){ gpa, l, write };
+			gpa += l;
+			len -= l;
+		}
+		return n;
+	}
 	if (split) {
 		chunk = VB_SECTOR;
 		/* keep the chain within VB_MAX_SEGS */
@@ -583,6 +611,7 @@ int vb_req_prepare_segs(struct vb_vq *vq, struct vb_req *r, uint16_t head,
 		.sector = htole64(r->sector),
 	};
 	bool in = vb_is_in(r->type), split = r->layout & VB_L_DATA_SPLIT;
+	bool odd = r->layout & VB_L_DATA_ODD;
 	uint8_t ff = 0xff;
 	int n = 0;
 
@@ -603,7 +632,7 @@ int vb_req_prepare_segs(struct vb_vq *vq, struct vb_req *r, uint16_t head,
 			first = r->data_len;
 		s[n++] = (struct vb_seg){ r->hdr_gpa, sizeof(h) + first, false };
 		n = vb_data_segs(s, n, r->data_gpa + first,
-				 r->data_len - first, false, split);
+				 r->data_len - first, false, split, odd);
 	} else {
 		if (r->layout & VB_L_HDR_SPLIT) {
 			s[n++] = (struct vb_seg){ r->hdr_gpa, 7, false };
@@ -611,7 +640,8 @@ int vb_req_prepare_segs(struct vb_vq *vq, struct vb_req *r, uint16_t head,
 		} else {
 			s[n++] = (struct vb_seg){ r->hdr_gpa, sizeof(h), false };
 		}
-		n = vb_data_segs(s, n, r->data_gpa, r->data_len, in, split);
+		n = vb_data_segs(s, n, r->data_gpa, r->data_len, in, split,
+				 odd);
 	}
 	if (r->status_gpa == r->data_gpa + r->data_len && r->data_len)
 		s[n - 1].len++;	/* status is the last byte of the data desc */
@@ -1247,6 +1277,7 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 		      int oflags, const char **why)
 {
 	char dir[256], mnt[256] = "", cmd[640];
+	uint64_t img;
 	int ret, lfd;
 
 	if (!strcmp(kind, "nullb"))
@@ -1300,9 +1331,16 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 		}
 		mkdir(b->aux, 0700);
 	}
-	/* loop device over a tmpfs file; for ext4 the file system's image */
-	ret = vb_make_file(cmd, sizeof(cmd), dir,
-			   !strcmp(kind, "ext4") ? size + 32 * MiB : size);
+	/*
+	 * loop device over a tmpfs file; for ext4 the file system's image,
+	 * which, shared, must also hold the larger files of later tests
+	 * (tmpfs only keeps what is written).
+	 */
+	img = size;
+	if (!strcmp(kind, "ext4"))
+		img = b->shared_fs && size + 32 * MiB < 160 * MiB ?
+		      160 * MiB : size + 32 * MiB;
+	ret = vb_make_file(cmd, sizeof(cmd), dir, img);
 	if (ret) {
 		*why = "cannot create the loop backing file";
 		return ret;

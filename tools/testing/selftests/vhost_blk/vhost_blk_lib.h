@@ -10,7 +10,8 @@
  *   region 1: GPA 0x00900000, 8 MiB  -- contiguous with region 0 in GPA but
  *                                       mapped *below* it in HVA, with a
  *                                       PROT_NONE page between the two
- *   region 2: GPA 0x100000000, 40 MiB -- data buffers (room for > 8 MiB I/O)
+ *   region 2: GPA 0x100000000, 40 MiB -- data buffers (room for > 8 MiB I/O;
+ *                                       vb_opts.data_mem makes it larger)
  *
  * A buffer allocated with vb_alloc_span() straddles the region 0/1 boundary,
  * so the device must split one descriptor over two mappings.
@@ -105,6 +106,8 @@ struct vb_seg {
 #define VB_L_DATA_STATUS (1u << 3) /* status shares a descriptor with IN data */
 #define VB_L_DATA_SPLIT	(1u << 4)  /* data split into 512-byte descriptors */
 #define VB_L_ALL	((1u << 5) - 1)
+/* data split into descriptors of uneven lengths (whole sectors, not pages) */
+#define VB_L_DATA_ODD	(1u << 5)
 
 struct vb_req {
 	/* in */
@@ -164,6 +167,7 @@ struct vb_opts {
 	unsigned int num;	/* 0 -> 128 */
 	uint64_t features;	/* 0 -> device features & VB_F_TRANSPORT|VB_F_BLK */
 	int backend;		/* -1: no SET_BACKEND */
+	uint64_t data_mem;	/* size of region 2; 0 -> 40 MiB */
 };
 
 /* EVENT_IDX fields: after the avail ring and after the used ring. */
@@ -179,6 +183,8 @@ static inline uint16_t *vb_avail_event(struct vb_vq *vq)
 
 /* Memory. */
 int vb_mem_init(struct vb_mem *m);
+/* The same with @data_size bytes (0: 40 MiB) of region 2. */
+int vb_mem_init_size(struct vb_mem *m, uint64_t data_size);
 void vb_mem_free(struct vb_mem *m);
 struct vhost_memory *vb_mem_table(const struct vb_mem *m);
 void *vb_hva(const struct vb_mem *m, uint64_t gpa, uint64_t len);
