@@ -106,6 +106,9 @@ static int cgroup2_root(char *root, size_t len, bool *mounted,
 	return 0;
 }
 
+/* The device's budget of pinned pages, raised by one test (see there). */
+#define CG_PINS_PARAM	"/sys/module/vhost_blk/parameters/max_pinned_pages"
+
 /* A cgroup directory's counters in io.stat for device @dev. */
 struct io_stat {
 	unsigned long long rbytes, wbytes, rios, wios;
@@ -144,6 +147,7 @@ FIXTURE(cg) {
 	uint8_t *tmp;
 	bool buffered;		/* a file in the page cache, the disk below */
 	bool memcg;		/* the memory controller is on in cg[] */
+	char old_pins[32];	/* max_pinned_pages to put back, if set */
 };
 
 FIXTURE_VARIANT(cg) {
@@ -183,6 +187,7 @@ FIXTURE_SETUP(cg)
 	self->home[0] = 0;
 	self->mounted = false;
 	self->tmp = NULL;
+	self->old_pins[0] = 0;
 	if (access(VB_DEV_PATH, F_OK))
 		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
 	if (cgroup2_root(self->root, sizeof(self->root), &self->mounted, &why))
@@ -234,6 +239,8 @@ FIXTURE_TEARDOWN(cg)
 
 	vb_dev_teardown(&self->d);
 	vb_backend_destroy(&self->b);
+	if (self->old_pins[0])
+		vb_write_text(CG_PINS_PARAM, self->old_pins);
 	free(self->tmp);
 	if (self->home[0])
 		cg_enter(self->home);
@@ -405,6 +412,7 @@ static long long cg_memory_current(const char *cg)
  * kthread charges to nobody unless it names a memcg: with CG_QUEUES *
  * CG_REQS 1 MiB reads held for 2 s by a slow null_blk, the owner's
  * memory.current must hold their page and bio_vec arrays (6 KiB each).
+ * Their 102,400 pinned pages need more than the default pin budget.
  */
 #define CG_QUEUES	4
 #define CG_REQS		100
@@ -432,6 +440,9 @@ TEST_F(cg, worker_allocations_are_charged_to_the_owner_memcg)
 	if (ret < 0)
 		SKIP(return, "slow null_blk: %s (%s)", why, strerror(-ret));
 	o.backend = slow.fd;
+	ASSERT_LT(0, vb_read_text(CG_PINS_PARAM, self->old_pins,
+				  sizeof(self->old_pins)));
+	ASSERT_EQ(0, vb_write_text(CG_PINS_PARAM, "524288"));
 	ret = vb_dev_setup(&self->d, &o);
 	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
 	data = vb_alloc_data(&self->d.mem, 1 << 20);
@@ -457,6 +468,7 @@ TEST_F(cg, worker_allocations_are_charged_to_the_owner_memcg)
 			break;
 		usleep(10000);
 	}
+	ASSERT_EQ(CG_QUEUES * CG_REQS, vb_fdinfo_vq_sum(self->d.fd, "inflight"));
 	during = cg_memory_current(self->cg[0]);
 	TH_LOG("memory.current %lld -> %lld with %d requests in flight",
 	       before, during, CG_QUEUES * CG_REQS);
