@@ -954,6 +954,39 @@ static void fz_unknown_ioctl(struct fz_case *c, struct fz_src *s)
 		fz_fail(c, "ioctl %#lx: %d, expected ENOTTY", cmd, ret);
 }
 
+/*
+ * In a process with another mm: every ioctl but the feature GETs is
+ * EPERM, and SET_OWNER of the owned device EBUSY.  @arg_fd is the
+ * device's fd, and which ioctl in bits 16 and up.
+ */
+static int fz_foreign(int arg_fd)
+{
+	int fd = arg_fd & 0xffff, cmd_index = arg_fd >> 16;
+	static const unsigned long cmds[] = {
+		VHOST_GET_VRING_BASE, VHOST_SET_MEM_TABLE, VHOST_RESET_OWNER,
+		VHOST_BLK_SET_BACKEND, VHOST_NEW_WORKER, VHOST_SET_OWNER,
+	};
+	uint8_t arg[64] = { 0 };
+	unsigned long cmd = cmds[cmd_index % ARRAY_SIZE(cmds)];
+
+	if (ioctl(fd, cmd, arg) == 0)
+		return 1;
+	return errno == (cmd == VHOST_SET_OWNER ? EBUSY : EPERM) ? 0 : 2;
+}
+
+/* The device's fdinfo, read while it changes: it must always read. */
+static void fz_fdinfo(struct fz_case *c)
+{
+	char path[64], buf[8192];
+	int ret;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", c->d.fd);
+	ret = vb_read_text(path, buf, sizeof(buf));
+	if (ret < 0 || !strstr(buf, "vhost_blk_id:"))
+		fz_fail(c, "fdinfo of the device: %s",
+			ret < 0 ? strerror(-ret) : "no vhost_blk_id");
+}
+
 /* Operations that leave the oracle queue working; under the read lock. */
 static void fz_op_shared(struct fz_case *c, struct fz_src *s)
 {
@@ -968,7 +1001,7 @@ static void fz_op_shared(struct fz_case *c, struct fz_src *s)
 	unsigned int q = 1 + pick(s, 2), i;
 	int fd, ret;
 
-	switch (pick(s, 22)) {
+	switch (pick(s, 24)) {
 	case 0:
 		fz_ioctl(c, c->d.fd, VHOST_GET_FEATURES, &u64);
 		u64 = chance(s, 2) ? 0 : pick(s, 0);
@@ -1114,6 +1147,16 @@ static void fz_op_shared(struct fz_case *c, struct fz_src *s)
 	case 21:
 		fz_must_fail(c, fz_ioctl(c, c->d.fd, VHOST_SET_OWNER, NULL),
 			     "a second SET_OWNER", EBUSY, EBUSY);
+		break;
+	case 22:
+		ret = vb_run_in_child(fz_foreign, c->d.fd | pick(s, 6) << 16);
+		if (ret)
+			fz_fail(c, "an ioctl from another process: %s",
+				ret == 1 ? "succeeded" : ret == 2 ?
+				"not EPERM (SET_OWNER: EBUSY)" : "child died");
+		break;
+	case 23:
+		fz_fdinfo(c);
 		break;
 	}
 }
