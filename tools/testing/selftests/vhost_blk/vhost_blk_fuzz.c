@@ -44,6 +44,7 @@
  * what runs synchronously in the callers, the kick wake-up among them.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -176,6 +177,160 @@ static bool fz_errno_allowed(unsigned long cmd, int err)
 		if (err == io->errs[i])
 			return true;
 	return false;
+}
+
+static const struct {
+	int err;
+	const char *name;
+} fz_errnames[] = {
+	{ EPERM, "EPERM" }, { EFAULT, "EFAULT" }, { ENOTTY, "ENOTTY" },
+	{ EBUSY, "EBUSY" }, { ENOMEM, "ENOMEM" }, { EINTR, "EINTR" },
+	{ EINVAL, "EINVAL" }, { EOPNOTSUPP, "EOPNOTSUPP" }, { E2BIG, "E2BIG" },
+	{ ENOBUFS, "ENOBUFS" }, { EBADF, "EBADF" }, { ENOSPC, "ENOSPC" },
+	{ ENODEV, "ENODEV" }, { EIO, "EIO" },
+};
+
+static const char *fz_errname(int err)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(fz_errnames); i++)
+		if (fz_errnames[i].err == err)
+			return fz_errnames[i].name;
+	return NULL;
+}
+
+/* Whether @word is in @text as a word of its own. */
+static bool fz_has_word(const char *text, size_t len, const char *word)
+{
+	size_t n = strlen(word);
+	const char *p = text;
+
+	while ((p = memmem(p, len - (p - text), word, n))) {
+		bool l = p == text || !(p[-1] == '_' || isalnum((unsigned char)p[-1]));
+		bool r = !(p[n] == '_' || isalnum((unsigned char)p[n]));
+
+		if (l && r)
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/* Whether the line at @p underlines a heading: "----" or "====" alone. */
+static bool fz_underline(const char *p)
+{
+	const char *q = p;
+
+	if (*p != '-' && *p != '=')
+		return false;
+	while (*q == *p)
+		q++;
+	return q - p >= 3 && (*q == '\n' || !*q);
+}
+
+/*
+ * Whether the section heading @h (a line) names ioctl @name: "A / B",
+ * or "VHOST_SET_VRING_KICK / CALL / ERR" with the prefix of the first.
+ */
+static bool fz_heading_names(const char *h, size_t len, const char *name)
+{
+	char line[256], prefix[256] = "", part[300], *tok, *save;
+	char *u;
+
+	snprintf(line, sizeof(line), "%.*s", (int)len, h);
+	for (tok = strtok_r(line, " /", &save); tok;
+	     tok = strtok_r(NULL, " /", &save)) {
+		if (!prefix[0]) {
+			snprintf(prefix, sizeof(prefix), "%s", tok);
+			u = strrchr(prefix, '_');
+			if (u)
+				u[1] = 0;
+		}
+		if (!strncmp(tok, "VHOST_", 6))
+			snprintf(part, sizeof(part), "%s", tok);
+		else
+			snprintf(part, sizeof(part), "%s%s", prefix, tok);
+		if (!strcmp(part, name))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Check fz_ioctls[] against the document: each errno must be named in
+ * the section of its ioctl or among the errors common to all ioctls.
+ * Returns the number of errnos the document does not list.
+ */
+static int fz_check_doc(const char *path)
+{
+	static char doc[256 * 1024];
+	const char *common, *first, *p, *sec = NULL, *end;
+	unsigned int i, j, bad = 0;
+	ssize_t len;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	len = fd < 0 ? -1 : read(fd, doc, sizeof(doc) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (len <= 0) {
+		printf("# cannot read %s\n", path);
+		return -1;
+	}
+	doc[len] = 0;
+	common = strstr(doc, "Errors common to all ioctls");
+	first = common ? strstr(common, "\nVHOST_") : NULL;
+	if (!first) {
+		printf("# %s: no table of common errors\n", path);
+		return -1;
+	}
+	for (i = 0; i < ARRAY_SIZE(fz_ioctls); i++) {
+		const struct fz_ioctl *io = &fz_ioctls[i];
+
+		/* the heading: a line followed by a line of dashes */
+		sec = NULL;
+		for (p = first; p && *p; p = strchr(p + 1, '\n')) {
+			const char *h = p + 1, *nl = strchr(h, '\n');
+
+			if (!nl || *(nl + 1) != '-' || !fz_underline(nl + 1))
+				continue;
+			if (fz_heading_names(h, nl - h, io->name)) {
+				sec = h;
+				break;
+			}
+		}
+		if (!sec) {
+			printf("# %s: no section for %s\n", path, io->name);
+			bad++;
+			continue;
+		}
+		/* up to the next heading of any level */
+		for (end = strchr(sec, '\n') + 1; (end = strchr(end, '\n'));
+		     end++)
+			if (fz_underline(end + 1))
+				break;
+		end = end ? end : doc + len;
+		for (j = 0; j < ARRAY_SIZE(io->errs) && io->errs[j]; j++) {
+			const char *name = fz_errname(io->errs[j]);
+
+			if (name && (fz_has_word(sec, end - sec, name) ||
+				     fz_has_word(common, first - common, name)))
+				continue;
+			printf("# %s: %s lists %s, the document does not\n",
+			       path, io->name, name ? name : "an errno");
+			bad++;
+		}
+	}
+	for (j = 0; j < ARRAY_SIZE(fz_common_errs); j++) {
+		const char *name = fz_errname(fz_common_errs[j]);
+
+		if (!fz_has_word(common, first - common, name)) {
+			printf("# %s: %s is not among the common errors\n",
+			       path, name);
+			bad++;
+		}
+	}
+	return bad;
 }
 
 /* ------------------------------------------------------------- random */
@@ -1958,6 +2113,7 @@ static const char fz_usage_text[] =
 	"  -x, --input-hex HEX   the same, the input given in hex (as printed)\n"
 	"  -r, --repeat N        run the given input N times (default 1)\n"
 	"  -v, --verbose         a line per case\n"
+	"  -D, --check-doc FILE  check the errno table against vhost-blk.rst, exit\n"
 	"  -h, --help            this help\n";
 
 static void fz_usage(FILE *f)
@@ -1979,6 +2135,7 @@ int main(int argc, char **argv)
 		{ "input-hex", required_argument, NULL, 'x' },
 		{ "repeat", required_argument, NULL, 'r' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "check-doc", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1996,7 +2153,7 @@ int main(int argc, char **argv)
 
 	fz_argv0 = argv[0];
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((opt = getopt_long(argc, argv, "s:t:n:c:C:b:i:x:r:vh", lo,
+	while ((opt = getopt_long(argc, argv, "s:t:n:c:C:b:i:x:r:vD:h", lo,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 's':
@@ -2045,6 +2202,11 @@ int main(int argc, char **argv)
 		case 'v':
 			fz_verbose = true;
 			break;
+		case 'D':
+			rc = fz_check_doc(optarg);
+			printf("# errno table against %s: %s\n", optarg,
+			       rc ? "MISMATCH" : "every errno documented");
+			return rc ? 1 : 0;
 		case 'h':
 			fz_usage(stdout);
 			return 0;
