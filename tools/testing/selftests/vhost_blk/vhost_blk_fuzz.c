@@ -95,7 +95,7 @@ enum { S_VMM, S_VMM2, S_GUEST1, S_MUTATOR, S_GUEST2, S_ORACLE };
 #define COVER_SIZE	(256 << 10)
 #define COV_BITS	17
 #define MAX_CORPUS	4096
-#define MAX_BACKENDS	8
+#define MAX_BACKENDS	12
 
 /* ------------------------------------------------------------ errnos */
 
@@ -391,6 +391,7 @@ struct fz_backend {
 	uint64_t size;
 	bool all_err;		/* dm-error: every I/O fails */
 	bool is_file;
+	int oflags;		/* O_DIRECT for *-direct, on every open */
 	struct vb_backend b;
 	struct vb_dm dm;
 	struct vb_backend lower; /* under dm-delay */
@@ -398,7 +399,7 @@ struct fz_backend {
 
 static struct fz_backend fz_be[MAX_BACKENDS];
 static unsigned int fz_nbe;
-static char fz_be_list[256] = "tmpfs,ext4,nullb,brd,loop,dm-error,dm-delay";
+static char fz_be_list[256] = "tmpfs,ext4,ext4-direct,nullb,brd,loop,dm-error,dm-delay";
 
 struct fz_case {
 	uint8_t input[INPUT_LEN];
@@ -888,7 +889,7 @@ static int fz_restore(struct fz_case *c, bool reopen)
 /* An fd of the case's backend or another; the caller closes it. */
 static int fz_open_backend(struct fz_backend *b, int flags)
 {
-	return open(b->path, flags | O_CLOEXEC);
+	return open(b->path, flags | b->oflags | O_CLOEXEC);
 }
 
 static int fz_set_backend_fd(struct fz_case *c, int fd)
@@ -2058,10 +2059,17 @@ static void fz_backend_add(const char *kind)
 		if (fd >= 0)
 			fz_copy_path(b->path, b->dm.path);
 	} else {
-		fd = vb_backend_create(&b->b, kind, DISK_SIZE, 0, &why);
+		const char *base = kind;
+
+		/* a file with asynchronous direct I/O instead of the cache */
+		if (!strcmp(kind, "ext4-direct") || !strcmp(kind, "tmpfs-direct")) {
+			base = kind[0] == 'e' ? "ext4" : "tmpfs";
+			b->oflags = O_DIRECT;
+		}
+		fd = vb_backend_create(&b->b, base, DISK_SIZE, b->oflags, &why);
 		if (fd >= 0)
 			fz_copy_path(b->path, b->b.path);
-		b->is_file = !strcmp(kind, "tmpfs") || !strcmp(kind, "ext4");
+		b->is_file = !strcmp(base, "tmpfs") || !strcmp(base, "ext4");
 	}
 	if (fd < 0) {
 		printf("# backend %s: skipped: %s\n", kind, why);
@@ -2109,6 +2117,7 @@ static const char fz_usage_text[] =
 	"                        PCs there (with kcov)\n"
 	"  -C, --seed-corpus DIR load inputs from DIR too, read-only (repeatable)\n"
 	"  -b, --backends LIST   comma-separated among %s\n"
+	"                        (and tmpfs-direct, where tmpfs has O_DIRECT)\n"
 	"  -i, --input FILE      run the input in FILE instead of generating them\n"
 	"  -x, --input-hex HEX   the same, the input given in hex (as printed)\n"
 	"  -r, --repeat N        run the given input N times (default 1)\n"
@@ -2119,7 +2128,7 @@ static const char fz_usage_text[] =
 static void fz_usage(FILE *f)
 {
 	fprintf(f, fz_usage_text, fz_argv0,
-		"tmpfs,ext4,nullb,brd,loop,dm-error,dm-delay");
+		"tmpfs,ext4,ext4-direct,nullb,brd,loop,dm-error,dm-delay");
 }
 
 int main(int argc, char **argv)
