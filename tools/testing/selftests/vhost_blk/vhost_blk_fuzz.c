@@ -414,7 +414,12 @@ struct fz_case {
 	int stop;		/* FZ_READ/FZ_WRITE */
 	int failed;		/* under why_lock */
 	uint64_t devf;		/* VHOST_GET_FEATURES */
-	unsigned int q2_gen;	/* vq 2 relaid: judge no round */
+	/*
+	 * A vmm operation that may move vq 2's indices holds q2_busy and
+	 * bumps q2_gen as it starts and ends: guest2 judges a round only if
+	 * no such operation overlapped it or the round before.
+	 */
+	unsigned int q2_busy, q2_gen;
 	int broken[NQ];		/* the guest saw the error eventfd */
 	char why[512];
 	pthread_mutex_t why_lock;
@@ -877,7 +882,6 @@ static int fz_restore(struct fz_case *c, bool reopen)
 				ret);
 	}
 	c->d.mem.r[0].lo = c->ring_lo;
-	__atomic_fetch_add(&c->q2_gen, 1, __ATOMIC_RELAXED);
 	ret = vb_dev_sequence(&c->d, &c->o);
 	if (ret)
 		fz_fail(c, "start sequence after %s: %s",
@@ -899,10 +903,22 @@ static int fz_set_backend_fd(struct fz_case *c, int fd)
 	return fz_ioctl(c, c->d.fd, VHOST_BLK_SET_BACKEND, &f);
 }
 
+/* Around a vmm operation that may move queue @q's indices; see q2_busy. */
+static void fz_hold(struct fz_case *c, unsigned int q, bool start)
+{
+	if (q != 2)
+		return;
+	if (start)
+		__atomic_fetch_add(&c->q2_busy, 1, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&c->q2_gen, 1, __ATOMIC_SEQ_CST);
+	if (!start)
+		__atomic_fetch_sub(&c->q2_busy, 1, __ATOMIC_SEQ_CST);
+}
+
 /* ---------------------------------------------------------- vmm ops */
 
-static void fz_stop_restart(struct fz_case *c, struct fz_src *s,
-			    unsigned int q)
+static void __fz_stop_restart(struct fz_case *c, struct fz_src *s,
+			      unsigned int q)
 {
 	struct vhost_vring_state st = { .index = q };
 	struct vhost_vring_file f = { .index = q, .fd = c->d.vq[q].kick };
@@ -954,8 +970,6 @@ static void fz_stop_restart(struct fz_case *c, struct fz_src *s,
 			a.flags = 1;	/* VHOST_VRING_F_LOG: EOPNOTSUPP */
 		fz_ioctl(c, c->d.fd, VHOST_SET_VRING_ADDR, &a);
 	}
-	if (q == 2)
-		__atomic_fetch_add(&c->q2_gen, 1, __ATOMIC_RELAXED);
 	if (q && chance(s, 2)) {
 		st.index = q;
 		st.num = chance(s, 8) ? 0x10000 : pick(s, 0x10000);
@@ -966,6 +980,14 @@ static void fz_stop_restart(struct fz_case *c, struct fz_src *s,
 	ret = fz_ioctl(c, c->d.fd, VHOST_SET_VRING_KICK, &f);
 	if (ret)
 		fz_fail(c, "SET_VRING_KICK %u: %s", q, strerror(-ret));
+}
+
+static void fz_stop_restart(struct fz_case *c, struct fz_src *s,
+			    unsigned int q)
+{
+	fz_hold(c, q, true);
+	__fz_stop_restart(c, s, q);
+	fz_hold(c, q, false);
 }
 
 /*
@@ -984,8 +1006,7 @@ static void fz_repair(struct fz_case *c, unsigned int q)
 	};
 	struct vhost_vring_file f = { .index = q, .fd = vq->kick };
 
-	if (q == 2)
-		__atomic_fetch_add(&c->q2_gen, 1, __ATOMIC_RELAXED);
+	fz_hold(c, q, true);
 	fz_ioctl(c, c->d.fd, VHOST_GET_VRING_BASE, &st);
 	st.num = NUM;
 	fz_ioctl(c, c->d.fd, VHOST_SET_VRING_NUM, &st);
@@ -996,6 +1017,7 @@ static void fz_repair(struct fz_case *c, unsigned int q)
 	__atomic_store_n(&vq->avail->idx, htole16(st.num), __ATOMIC_RELEASE);
 	if (fz_ioctl(c, c->d.fd, VHOST_SET_VRING_KICK, &f))
 		fz_fail(c, "SET_VRING_KICK %u after a break failed", q);
+	fz_hold(c, q, false);
 }
 
 /* Tables that must be refused, each with its errno. */
@@ -1249,11 +1271,14 @@ static void fz_op_shared(struct fz_case *c, struct fz_src *s)
 	case 15: /* layout changes of a running queue: EBUSY */
 		st.index = q;
 		st.num = NUM;
+		fz_hold(c, q, true);
 		fz_ioctl(c, c->d.fd, chance(s, 2) ? VHOST_SET_VRING_NUM :
 			 VHOST_SET_VRING_BASE, &st);
+		fz_hold(c, q, false);
 		break;
 	case 16: /* call and error eventfds of a fuzz queue */
 		f.index = q;
+		fz_hold(c, q, true);
 		switch (pick(s, 4)) {
 		case 0:
 			f.fd = -1;
@@ -1274,6 +1299,7 @@ static void fz_op_shared(struct fz_case *c, struct fz_src *s)
 		fz_ioctl(c, c->d.fd, VHOST_SET_VRING_CALL, &f);
 		f.fd = c->d.vq[q].err;
 		fz_ioctl(c, c->d.fd, VHOST_SET_VRING_ERR, &f);
+		fz_hold(c, q, false);
 		break;
 	case 17: /* a kick that is no eventfd */
 		f.index = q;
@@ -1411,7 +1437,9 @@ static void *fz_vmm(void *arg)
 		}
 		if (t->exclusive && chance(&t->s, 6)) {
 			pthread_rwlock_wrlock(&c->lock);
+			fz_hold(c, 2, true);
 			fz_op_exclusive(c, &t->s);
+			fz_hold(c, 2, false);
 			pthread_rwlock_unlock(&c->lock);
 		} else {
 			pthread_rwlock_rdlock(&c->lock);
@@ -1540,12 +1568,14 @@ static void *fz_guest2(void *arg)
 	struct fz_kcov k;
 	bool clean = false;
 	uint16_t idx, avail;
-	unsigned int i, heads, nwf;
-	uint16_t wf[2];
+	unsigned int i, heads, nwf, last_gen = 0;
+	uint16_t wf[2], pub[8];
 
 	fz_kcov_start(&k);
 	while (!FZ_READ(c->stop)) {
-		unsigned int gen = FZ_READ(c->q2_gen);
+		unsigned int gen = __atomic_load_n(&c->q2_gen, __ATOMIC_SEQ_CST);
+		bool judge = clean && gen == last_gen &&
+			     !__atomic_load_n(&c->q2_busy, __ATOMIC_SEQ_CST);
 		int64_t end;
 		bool err;
 
@@ -1590,10 +1620,12 @@ static void *fz_guest2(void *arg)
 		}
 		idx = le16toh(__atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE));
 		/* most rounds without random heads, which mostly break it */
-		heads = nwf + (pick(s, 4) ? 0 : 1 + pick(s, 3));
-		for (i = 0; i < heads; i++)
-			vq->avail->ring[(idx + i) % NUM] = i < nwf ? wf[i] :
-				pick(s, 16) ? pick(s, NUM) : pick(s, 0x10000);
+		heads = nwf + (pick(s, 4) ? 0 : 1 + pick(s, 3));	/* < 8 */
+		for (i = 0; i < heads; i++) {
+			pub[i] = i < nwf ? wf[i] :
+				 pick(s, 16) ? pick(s, NUM) : pick(s, 0x10000);
+			vq->avail->ring[(idx + i) % NUM] = pub[i];
+		}
 		avail = idx + heads;
 		__atomic_store_n(&vq->avail->idx, htole16(avail),
 				 __ATOMIC_RELEASE);
@@ -1608,9 +1640,24 @@ static void *fz_guest2(void *arg)
 			usleep(500);
 		}
 		fz_kcov_collect(c, &k);
-		if (gen != FZ_READ(c->q2_gen))
-			clean = false;
-		if (clean && !err && vb_used_idx(vq) == avail) {
+		clean = !err && vb_used_idx(vq) == avail &&
+			!__atomic_load_n(&c->q2_busy, __ATOMIC_SEQ_CST) &&
+			gen == __atomic_load_n(&c->q2_gen, __ATOMIC_SEQ_CST);
+		last_gen = gen;
+		if (judge && clean) {
+			/* the used entries are the heads published, in any order */
+			for (i = 0; i < heads; i++) {
+				uint32_t id = le32toh(vq->used->ring[(idx + i) % NUM].id);
+				unsigned int j;
+
+				for (j = 0; j < heads && pub[j] != id; j++)
+					;
+				if (j == heads)
+					fz_fail(c, "vq 2 used entry %u: id %u was not published",
+						(uint16_t)(idx + i), id);
+				else
+					pub[j] = 0xffff;
+			}
 			for (i = 0; i < nwf; i++) {
 				uint8_t st;
 
@@ -1624,7 +1671,6 @@ static void *fz_guest2(void *arg)
 						   __ATOMIC_RELAXED);
 			}
 		}
-		clean = !err && vb_used_idx(vq) == avail && gen == FZ_READ(c->q2_gen);
 		if (err)
 			FZ_WRITE(c->broken[2], 1);
 	}
