@@ -96,6 +96,9 @@ enum { S_VMM, S_VMM2, S_GUEST1, S_MUTATOR, S_GUEST2, S_ORACLE };
 #define COV_BITS	17
 #define MAX_CORPUS	4096
 #define MAX_BACKENDS	12
+/* Dirty-log bits for guest-physical addresses up to the aliases' end. */
+#define FZ_LOG_END	(0x200000000ULL + 8 * MiB)
+#define FZ_LOG_BYTES	(FZ_LOG_END / 4096 / 8)
 
 /* ------------------------------------------------------------ errnos */
 
@@ -143,6 +146,8 @@ static const struct fz_ioctl fz_ioctls[] = {
 	  { ENOBUFS, ENODEV } },
 	{ VHOST_GET_VRING_WORKER, "VHOST_GET_VRING_WORKER",
 	  { ENOBUFS, EINVAL } },
+	{ VHOST_SET_LOG_BASE, "VHOST_SET_LOG_BASE", { 0 } },
+	{ VHOST_SET_LOG_FD, "VHOST_SET_LOG_FD", { EBADF, EINVAL } },
 	{ VHOST_BLK_SET_BACKEND, "VHOST_BLK_SET_BACKEND",
 	  { EBADF, EINVAL, ENOMEM, EINTR, EIO } },
 	{ VHOST_BLK_SET_SERIAL, "VHOST_BLK_SET_SERIAL", { 0 } },
@@ -414,6 +419,9 @@ struct fz_case {
 	int stop;		/* FZ_READ/FZ_WRITE */
 	int failed;		/* under why_lock */
 	uint64_t devf;		/* VHOST_GET_FEATURES */
+	uint8_t *logbits;	/* a dirty log for every address we use */
+	uint8_t *logsmall;	/* one page: too small for the table */
+	int logfd;
 	/*
 	 * A vmm operation that may move vq 2's indices holds q2_busy and
 	 * bumps q2_gen as it starts and ends: guest2 judges a round only if
@@ -967,7 +975,7 @@ static void __fz_stop_restart(struct fz_case *c, struct fz_src *s,
 			break;
 		}
 		if (chance(s, 16))
-			a.flags = 1;	/* VHOST_VRING_F_LOG: EOPNOTSUPP */
+			a.flags = 1u << pick(s, 32);	/* but LOG: EOPNOTSUPP */
 		fz_ioctl(c, c->d.fd, VHOST_SET_VRING_ADDR, &a);
 	}
 	if (q && chance(s, 2)) {
@@ -1179,7 +1187,7 @@ static void fz_op_shared(struct fz_case *c, struct fz_src *s)
 	unsigned int q = 1 + pick(s, 2), i;
 	int fd, ret;
 
-	switch (pick(s, 24)) {
+	switch (pick(s, 28)) {
 	case 0:
 		fz_ioctl(c, c->d.fd, VHOST_GET_FEATURES, &u64);
 		u64 = chance(s, 2) ? 0 : pick(s, 0);
@@ -1240,7 +1248,8 @@ static void fz_op_shared(struct fz_case *c, struct fz_src *s)
 		if (!t)
 			break;
 		ret = fz_ioctl(c, c->d.fd, VHOST_SET_MEM_TABLE, t);
-		if (ret)
+		/* EFAULT: LOG_ALL is on and the log cannot cover the table */
+		if (ret && ret != -EFAULT)
 			fz_fail(c, "a valid VHOST_SET_MEM_TABLE: %s",
 				strerror(-ret));
 		free(t);
@@ -1340,6 +1349,70 @@ static void fz_op_shared(struct fz_case *c, struct fz_src *s)
 	case 23:
 		fz_fdinfo(c);
 		break;
+	case 24: /* the dirty log: a base that covers the table, or not */
+		switch (pick(s, 4)) {
+		case 0:
+			u64 = (uintptr_t)c->logsmall;
+			break;
+		case 1:
+			u64 = 0xffff888000000000ULL;	/* EFAULT */
+			break;
+		default:
+			u64 = (uintptr_t)c->logbits;
+		}
+		ret = fz_ioctl(c, c->d.fd, VHOST_SET_LOG_BASE, &u64);
+		if (ret && ret != -EFAULT)
+			fz_fail(c, "SET_LOG_BASE: %s", strerror(-ret));
+		break;
+	case 25:
+		switch (pick(s, 4)) {
+		case 0:
+			fd = -1;
+			break;
+		case 1:
+			fd = c->be->fd;		/* EINVAL */
+			break;
+		case 2:
+			fd = 4096 + pick(s, 4096);	/* EBADF */
+			break;
+		default:
+			fd = c->logfd;
+		}
+		ret = fz_ioctl(c, c->d.fd, VHOST_SET_LOG_FD, &fd);
+		if ((fd == -1 || fd == c->logfd) != !ret)
+			fz_fail(c, "SET_LOG_FD %d: %d", fd, ret);
+		break;
+	case 26: /* migration starts or ends: LOG_ALL on or off */
+		u64 = fz_canon_features(c);
+		if (pick(s, 2))
+			u64 |= 1ULL << VHOST_F_LOG_ALL;
+		ret = fz_ioctl(c, c->d.fd, VHOST_SET_FEATURES, &u64);
+		/* EFAULT: the log at the current base is too small */
+		if (ret && ret != -EFAULT)
+			fz_fail(c, "SET_FEATURES %#llx: %s",
+				(unsigned long long)u64, strerror(-ret));
+		break;
+	case 27: { /* the used ring logged, or not; the rings stay */
+		struct vb_vq *vq = &c->d.vq[pick(s, NQ)];
+		struct vhost_vring_addr a = {
+			.index = vq->idx,
+			.desc_user_addr = (uintptr_t)vq->desc,
+			.avail_user_addr = (uintptr_t)vq->avail,
+			.used_user_addr = (uintptr_t)vq->used,
+			.log_guest_addr = vq->used_gpa,
+		};
+
+		a.flags = pick(s, 2) ? 1u << VHOST_VRING_F_LOG : 0;
+		if (chance(s, 8))
+			a.log_guest_addr = chance(s, 2) ? vq->used_gpa + 2 :
+					   ~0ULL - 4095;	/* EINVAL */
+		if (vq->idx == 2)
+			fz_hold(c, 2, true);
+		fz_ioctl(c, c->d.fd, VHOST_SET_VRING_ADDR, &a);
+		if (vq->idx == 2)
+			fz_hold(c, 2, false);
+		break;
+	}
 	}
 }
 
@@ -1854,6 +1927,15 @@ static int fz_setup(struct fz_case *c)
 	c->obuf = vb_alloc_data(&c->d.mem, ORACLE_MAX + 4096);
 	if (!c->obuf)
 		return -ENOMEM;
+	/* a log up to the aliases' end, and one that is too small */
+	c->logbits = mmap(NULL, FZ_LOG_BYTES, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	c->logsmall = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	c->logfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->logbits == MAP_FAILED || c->logsmall == MAP_FAILED ||
+	    c->logfd < 0)
+		return -ENOMEM;
 	/* fuzz areas in region 1, above every ring */
 	c->area[0] = c->d.mem.r[1].gpa + 1 * MiB;
 	c->area[1] = c->d.mem.r[1].gpa + 2 * MiB;
@@ -1925,6 +2007,9 @@ static int fz_run_case(const uint8_t *input, bool *new_cov)
 	FZ_WRITE(fz_deadline, 0);
 	fz_phase = "idle";
 	vb_dev_teardown(&c.d);
+	munmap(c.logbits, FZ_LOG_BYTES);
+	munmap(c.logsmall, 4096);
+	close(c.logfd);
 
 	if (fz_verbose || c.failed)
 		printf("# %016llx %s: ops %lu reset %lu oracle %lu wf %lu PCs+ %u close %lldms\n",
