@@ -428,6 +428,8 @@ struct fz_case {
 	 * no such operation overlapped it or the round before.
 	 */
 	unsigned int q2_busy, q2_gen;
+	/* fz_repair()s of vq 2 started, and done: the vmm2 thread's only */
+	unsigned int q2_repairs_started, q2_repairs;
 	int broken[NQ];		/* the guest saw the error eventfd */
 	char why[512];
 	pthread_mutex_t why_lock;
@@ -1015,6 +1017,8 @@ static void fz_repair(struct fz_case *c, unsigned int q)
 	struct vhost_vring_file f = { .index = q, .fd = vq->kick };
 
 	fz_hold(c, q, true);
+	if (q == 2)
+		__atomic_fetch_add(&c->q2_repairs_started, 1, __ATOMIC_SEQ_CST);
 	fz_ioctl(c, c->d.fd, VHOST_GET_VRING_BASE, &st);
 	st.num = NUM;
 	fz_ioctl(c, c->d.fd, VHOST_SET_VRING_NUM, &st);
@@ -1025,6 +1029,8 @@ static void fz_repair(struct fz_case *c, unsigned int q)
 	__atomic_store_n(&vq->avail->idx, htole16(st.num), __ATOMIC_RELEASE);
 	if (fz_ioctl(c, c->d.fd, VHOST_SET_VRING_KICK, &f))
 		fz_fail(c, "SET_VRING_KICK %u after a break failed", q);
+	if (q == 2)
+		__atomic_fetch_add(&c->q2_repairs, 1, __ATOMIC_SEQ_CST);
 	fz_hold(c, q, false);
 }
 
@@ -1647,10 +1653,33 @@ static void *fz_guest2(void *arg)
 	fz_kcov_start(&k);
 	while (!FZ_READ(c->stop)) {
 		unsigned int gen = __atomic_load_n(&c->q2_gen, __ATOMIC_SEQ_CST);
-		bool judge = clean && gen == last_gen &&
-			     !__atomic_load_n(&c->q2_busy, __ATOMIC_SEQ_CST);
 		int64_t end;
-		bool err;
+		bool judge, err;
+
+		/*
+		 * After a break, or an operation that may have moved the
+		 * queue's indices, the device and we may disagree on where
+		 * the ring is: have the VMM stop it, drain it and restart it
+		 * where the used index is, and write nothing meanwhile.
+		 */
+		if (!clean || gen != last_gen) {
+			/* one that started before we went quiet does not do */
+			unsigned int r = __atomic_load_n(&c->q2_repairs_started,
+							 __ATOMIC_SEQ_CST);
+
+			FZ_WRITE(c->broken[2], 1);
+			end = now_ms() + 2000;
+			while (!FZ_READ(c->stop) && now_ms() < end &&
+			       (int)(__atomic_load_n(&c->q2_repairs,
+						     __ATOMIC_SEQ_CST) - r) <= 0)
+				usleep(1000);
+			clean = (int)(__atomic_load_n(&c->q2_repairs,
+						      __ATOMIC_SEQ_CST) - r) > 0;
+			gen = __atomic_load_n(&c->q2_gen, __ATOMIC_SEQ_CST);
+			vb_fd_signalled(vq->err);
+		}
+		judge = clean &&
+			!__atomic_load_n(&c->q2_busy, __ATOMIC_SEQ_CST);
 
 		for (i = 0; i < WF_FIRST; i++)
 			fz_desc(c, s, &vq->desc[i], NUM, false);
@@ -1744,8 +1773,6 @@ static void *fz_guest2(void *arg)
 						   __ATOMIC_RELAXED);
 			}
 		}
-		if (err)
-			FZ_WRITE(c->broken[2], 1);
 	}
 	fz_kcov_stop(c, &k);
 	return NULL;
