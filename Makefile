@@ -7,7 +7,7 @@
 #   make check                                          everything CI runs
 #   make check-quick                                    all but check-debug
 #   make check-debug                                    selftests on a KASAN/lockdep/kmemleak kernel
-#   make check-e2e                                      vhost-blk-pci guests, nested KVM
+#   make check-e2e [QEMU_VERSION=10.2]                  vhost-blk-pci guests, nested KVM
 #   make demo                                           show it in a VM
 #   sudo make install                                   install it into updates/
 #   make deb                                            the Debian packages
@@ -85,7 +85,7 @@ check-debug:
 
 # Only the end-to-end tests (part of check): patched QEMU, nested KVM.
 check-e2e:
-	$(TOOLS)/e2e $(VM_KERNEL)
+	$(TOOLS)/e2e $(VM_KERNEL) $(if $(QEMU_VERSION),--qemu-version $(QEMU_VERSION))
 
 demo:
 	@$(TOOLS)/demo $(VM_KERNEL)
