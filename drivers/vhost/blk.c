@@ -29,9 +29,13 @@
 
 #define VHOST_BLK_VERSION	"0.1.0"
 
-/* The transport and device features this backend serves. */
+/*
+ * The transport and device features this backend serves, and
+ * VHOST_F_LOG_ALL: dirty logging, which the VMM sets and clears.
+ */
 #define VHOST_BLK_FEATURES					\
-	(BIT_ULL(VIRTIO_F_VERSION_1) |				\
+	(BIT_ULL(VHOST_F_LOG_ALL) |				\
+	 BIT_ULL(VIRTIO_F_VERSION_1) |				\
 	 BIT_ULL(VIRTIO_F_ANY_LAYOUT) |				\
 	 BIT_ULL(VIRTIO_F_NOTIFY_ON_EMPTY) |			\
 	 BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC) |			\
@@ -208,6 +212,14 @@ static long vhost_blk_set_features(struct vhost_blk *blk, u64 __user *argp)
 		return -EFAULT;
 	if (features & ~VHOST_BLK_FEATURES)
 		return -EOPNOTSUPP;
+	/* Upstream's check: the log must cover the memory table. */
+	if ((features & BIT_ULL(VHOST_F_LOG_ALL)) &&
+	    !vhost_blk_log_mem_ok(blk->log_base, blk->mem))
+		return -EFAULT;
+	/*
+	 * Requests in flight are logged when they complete if logging is on
+	 * then: each queue decides under its mutex.
+	 */
 	vhost_blk_lock_vqs(blk);
 	blk->features = features;
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
@@ -270,6 +282,7 @@ static void vhost_blk_reset(struct vhost_blk *blk)
 		mutex_unlock(&blk->vqs[i].mutex);
 	}
 	vhost_blk_switch_backend(blk, NULL, false);
+	vhost_blk_blocking_flush(blk);
 	vhost_blk_worker_stop(blk);
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
 		vhost_blk_vq_cleanup(&blk->vqs[i]);
@@ -277,7 +290,13 @@ static void vhost_blk_reset(struct vhost_blk *blk)
 	blk->mem = NULL;
 	blk->features = 0;
 	blk->writeback = false;
+	blk->log_base = NULL;
+	if (blk->log_ctx) {
+		eventfd_ctx_put(blk->log_ctx);
+		blk->log_ctx = NULL;
+	}
 	if (blk->mm) {
+		vhost_blk_owner_cgroups_put(blk);
 		mmput(blk->mm);
 		blk->mm = NULL;
 	}
@@ -329,6 +348,12 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 	case VHOST_SET_MEM_TABLE:
 		ret = vhost_blk_set_mem_table(blk, argp);
 		break;
+	case VHOST_SET_LOG_BASE:
+		ret = vhost_blk_set_log_base(blk, argp);
+		break;
+	case VHOST_SET_LOG_FD:
+		ret = vhost_blk_set_log_fd(blk, argp);
+		break;
 	case VHOST_BLK_SET_BACKEND:
 		ret = vhost_blk_set_backend(blk, argp);
 		break;
@@ -378,6 +403,7 @@ static int vhost_blk_open(struct inode *inode, struct file *f)
 	blk->id = atomic_inc_return(&vhost_blk_ids);
 	mutex_init(&blk->mutex);
 	init_waitqueue_head(&blk->drain_wq);
+	vhost_blk_blocking_init(blk);
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
 		struct vhost_blk_vq *vq = &blk->vqs[i];
 
@@ -427,6 +453,9 @@ static void vhost_blk_show_device(struct seq_file *m, struct vhost_blk *blk)
 	seq_printf(m, "features:\t%#llx\n", blk->features);
 	seq_printf(m, "writeback:\t%d\n", blk->writeback);
 	seq_printf(m, "mem_regions:\t%u\n", blk->mem ? blk->mem->nregions : 0);
+	seq_printf(m, "log_all:\t%d\n",
+		   !!(blk->features & BIT_ULL(VHOST_F_LOG_ALL)));
+	seq_printf(m, "log_fd:\t%d\n", !!blk->log_ctx);
 	if (!be) {
 		seq_puts(m, "backend:\tnone\n");
 		return;
@@ -487,6 +516,10 @@ static void vhost_blk_show_vq(struct seq_file *m, struct vhost_blk_vq *vq)
 		   READ_ONCE(st->signals));
 	seq_printf(m, "vq%u.punted:\t%llu\n", vq->index,
 		   READ_ONCE(st->punted));
+	seq_printf(m, "vq%u.log_used:\t%d\n", vq->index,
+		   READ_ONCE(vq->log_used));
+	seq_printf(m, "vq%u.log_faults:\t%llu\n", vq->index,
+		   READ_ONCE(st->log_faults));
 }
 
 /*
@@ -535,7 +568,9 @@ static int __init vhost_blk_init(void)
 {
 	int ret;
 
-	vhost_blk_wq = alloc_workqueue("vhost-blk", WQ_UNBOUND, 0);
+	/* Each device bounds its own share (max_blocking), not the queue. */
+	vhost_blk_wq = alloc_workqueue("vhost-blk", WQ_UNBOUND,
+				       WQ_UNBOUND_MAX_ACTIVE);
 	if (!vhost_blk_wq)
 		return -ENOMEM;
 	ret = misc_register(&vhost_blk_misc);

@@ -25,7 +25,10 @@
  *   READ_ONCE() under RCU, and a worker is freed, detached from every
  *   queue, only after synchronize_rcu();
  * - a backend is immutable once attached and outlives every request that
- *   points to it: the device drains every queue before it drops one.
+ *   points to it: the device drains every queue before it drops one;
+ * - vhost_blk.blocking_lock (a spinlock, taken from the worker and the
+ *   workqueue) protects the device's list of requests that may block and
+ *   the idle map of its work items (vhost_blk_punt()).
  */
 #ifndef _VHOST_BLK_H
 #define _VHOST_BLK_H
@@ -85,8 +88,18 @@
 #define VHOST_BLK_SECTOR_SHIFT	9
 #define VHOST_BLK_SECTOR_SIZE	BIT(VHOST_BLK_SECTOR_SHIFT)
 
+/*
+ * Dirty log: one bit per page of this size of guest-physical memory, as
+ * upstream vhost's VHOST_PAGE_SIZE; bit (gpa / 4096) % 8 of byte
+ * gpa / 4096 / 8 of the owner's bitmap.
+ */
+#define VHOST_BLK_LOG_PAGE_SIZE	4096ULL
+#define VHOST_BLK_LOG_PAGE_SHIFT	12
+
 /* Workers one device may have: enough for a worker per queue. */
 #define VHOST_BLK_MAX_WORKERS	VHOST_BLK_MAX_QUEUES
+/* Most work items of one device serving requests that may block at once. */
+#define VHOST_BLK_MAX_BLOCKING	64
 
 /* Bits of vhost_blk_worker.pending: a queue was kicked, or has completions. */
 #define VHOST_BLK_KICK_BIT(i)	(i)
@@ -116,10 +129,20 @@ struct vhost_blk_backend {
 	bool can_nowait;		/* async kiocbs with IOCB_NOWAIT */
 };
 
-/* One segment of guest memory in the owner's address space. */
+/*
+ * One segment of guest memory in the owner's address space, and where it
+ * is in the guest's: the dirty log needs the guest-physical address.
+ */
 struct vhost_blk_seg {
 	void __user *addr;
+	u64 gpa;
 	u32 len;
+};
+
+/* A guest-physical range the device wrote, for the dirty log. */
+struct vhost_blk_log_range {
+	u64 gpa;
+	u64 len;
 };
 
 struct vhost_blk_vq;
@@ -163,6 +186,7 @@ struct vhost_blk_req {
 	u8 status;
 	bool writethrough;		/* OUT, WRITE_ZEROES: make it stable */
 	u8 __user *status_addr;
+	u64 status_gpa;
 	u64 bytes;			/* what the guest asked for, for stats */
 	u64 start_ns;			/* 0 unless vhost_blk_req_done is on */
 	u64 sector;
@@ -170,13 +194,21 @@ struct vhost_blk_req {
 	unsigned int nr_pages;
 	struct page **pages;
 	struct bio_vec *bvec;
+	/*
+	 * IN: the guest-physical ranges of the data, recorded whether or not
+	 * the log is on, so that a request that completes after
+	 * VHOST_F_LOG_ALL was set is logged too.  No more ranges than pages.
+	 */
+	struct vhost_blk_log_range *log;
+	unsigned int nr_log;
 	atomic_t ref;			/* backend operations, + 1 while building */
 	struct virtio_blk_discard_write_zeroes *segs;
 	unsigned int nr_segs;
 	struct kiocb iocb;
-	struct work_struct work;
+	struct list_head blocking;	/* on vhost_blk.blocking, punted */
 	struct page *inline_pages[VHOST_BLK_INLINE_PAGES];
 	struct bio_vec inline_bvec[VHOST_BLK_INLINE_PAGES];
+	struct vhost_blk_log_range inline_log[VHOST_BLK_INLINE_PAGES];
 };
 
 struct vhost_blk_poll {
@@ -211,6 +243,7 @@ struct vhost_blk_vq_stats {
 	u64 unsupp;			/* completed with VIRTIO_BLK_S_UNSUPP */
 	u64 signals;			/* call eventfd signalled */
 	u64 punted;			/* handed to the workqueue */
+	u64 log_faults;			/* dirty-log writes that faulted */
 	atomic64_t kicks;		/* kick eventfd wake-ups */
 };
 
@@ -240,6 +273,21 @@ struct vhost_blk_vq {
 
 	u64 features;
 	bool writeback;			/* else writes are made stable */
+
+	/*
+	 * Dirty log.  @log_base and @log_ctx are the device's (set under
+	 * vhost_blk.mutex and every queue's mutex); @log_used and @log_addr
+	 * are VHOST_VRING_F_LOG and log_guest_addr of VHOST_SET_VRING_ADDR:
+	 * the used ring is logged as the guest-physical range at @log_addr.
+	 * Guest data is logged while VHOST_F_LOG_ALL is in @features.
+	 * @log_signal: something was logged since @log_ctx was signalled.
+	 */
+	void __user *log_base;
+	struct eventfd_ctx *log_ctx;
+	bool log_used;
+	bool log_signal;
+	u64 log_addr;
+
 	struct vhost_blk_backend *be;	/* NULL: not serving */
 	struct vhost_blk_mem *mem;	/* the device's table */
 	char serial[VIRTIO_BLK_ID_BYTES];
@@ -299,18 +347,45 @@ struct vhost_blk_vq {
  * protects the fields below it; it nests outside every vq->mutex, and
  * only a holder of it takes more than one queue mutex at a time.
  */
+/* A work item of vhost_blk_wq that serves one device's blocking requests. */
+struct vhost_blk_blocking {
+	struct work_struct work;
+	struct vhost_blk *blk;
+	unsigned int index;
+};
+
 struct vhost_blk {
 	unsigned int id;		/* for fdinfo and the trace; immutable */
 	struct mutex mutex;		/* see above */
 	struct mm_struct *mm;		/* the owner's, with a user reference */
 	pid_t owner_tgid;		/* the owner's, for fdinfo */
+	/*
+	 * The owner's io and memory cgroups at SET_OWNER (references), which
+	 * the work done for the guest outside its workers is charged to.
+	 */
+	struct cgroup_subsys_state *owner_blkcg;
+	struct mem_cgroup *owner_memcg;
 	struct vhost_blk_worker *workers[VHOST_BLK_MAX_WORKERS];
 	struct vhost_blk_backend *be;
 	struct vhost_blk_mem *mem;	/* also under every vq->mutex */
 	u64 features;			/* also under every vq->mutex */
 	bool writeback;			/* also under every vq->mutex */
+	void __user *log_base;		/* also under every vq->mutex */
+	struct eventfd_ctx *log_ctx;	/* also under every vq->mutex */
 
 	wait_queue_head_t drain_wq;	/* inflight of a queue dropped to 0 */
+
+	/*
+	 * Requests that may block (buffered file I/O, fsync, fallocate,
+	 * zeroing), served by at most @max_blocking work items at a time so
+	 * that one device cannot take every worker of vhost_blk_wq from the
+	 * others.  @max_blocking is the module's max_blocking at open.
+	 */
+	spinlock_t blocking_lock;
+	struct list_head blocking;
+	DECLARE_BITMAP(blocking_idle, VHOST_BLK_MAX_BLOCKING);
+	unsigned int max_blocking;
+	struct vhost_blk_blocking blocking_work[VHOST_BLK_MAX_BLOCKING];
 	struct vhost_blk_vq vqs[VHOST_BLK_MAX_QUEUES];
 };
 
@@ -371,6 +446,11 @@ bool vhost_blk_enable_notify(struct vhost_blk_vq *vq);
 int vhost_blk_next_head(struct vhost_blk_vq *vq);
 int vhost_blk_parse_chain(struct vhost_blk_vq *vq, u16 head);
 void vhost_blk_add_used(struct vhost_blk_vq *vq, u16 head, u32 len);
+bool vhost_blk_log_on(struct vhost_blk_vq *vq);
+void vhost_blk_log_write(struct vhost_blk_vq *vq, u64 gpa, u64 len);
+bool vhost_blk_log_mem_ok(void __user *base, const struct vhost_blk_mem *mem);
+long vhost_blk_set_log_base(struct vhost_blk *blk, u64 __user *argp);
+long vhost_blk_set_log_fd(struct vhost_blk *blk, int __user *argp);
 void vhost_blk_flush_used(struct vhost_blk_vq *vq);
 void vhost_blk_lock_vqs(struct vhost_blk *blk);
 void vhost_blk_unlock_vqs(struct vhost_blk *blk);
@@ -395,12 +475,15 @@ pid_t vhost_blk_worker_pid(struct vhost_blk *blk);
 long vhost_blk_worker_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 			    void __user *argp);
 long vhost_blk_attach_worker(struct vhost_blk_vq *vq, unsigned int id);
+void vhost_blk_owner_cgroups_put(struct vhost_blk *blk);
 
 /* blk_req.c: the request path. */
 extern struct workqueue_struct *vhost_blk_wq;
 void vhost_blk_handle_vq(struct vhost_blk_vq *vq);
 void vhost_blk_req_put(struct vhost_blk_req *req);
 void vhost_blk_punt(struct vhost_blk_req *req);
+void vhost_blk_blocking_init(struct vhost_blk *blk);
+void vhost_blk_blocking_flush(struct vhost_blk *blk);
 u8 vhost_blk_errno_status(int err);
 
 /* blk_bdev.c: block device backend. */

@@ -9,6 +9,9 @@
  * workqueue, and completing it.  It uses the core (blk_vq.c,
  * blk_worker.c) for the rings.
  */
+#include <linux/kthread.h>
+#include <linux/moduleparam.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -20,9 +23,36 @@
 
 /*
  * Workqueue for requests that may block: buffered file I/O, fsync,
- * fallocate, and discard or write-zeroes of a block device.
+ * fallocate, and discard or write-zeroes of a block device.  Each device
+ * uses at most max_blocking of its workers at a time.
  */
 struct workqueue_struct *vhost_blk_wq;
+
+static unsigned int vhost_blk_max_blocking = 8;
+
+static int vhost_blk_max_blocking_set(const char *val,
+				      const struct kernel_param *kp)
+{
+	unsigned int n;
+	int ret;
+
+	ret = kstrtouint(val, 0, &n);
+	if (ret)
+		return ret;
+	if (!n || n > VHOST_BLK_MAX_BLOCKING)
+		return -EINVAL;
+	WRITE_ONCE(vhost_blk_max_blocking, n);
+	return 0;
+}
+
+static const struct kernel_param_ops vhost_blk_max_blocking_ops = {
+	.set	= vhost_blk_max_blocking_set,
+	.get	= param_get_uint,
+};
+module_param_cb(max_blocking, &vhost_blk_max_blocking_ops,
+		&vhost_blk_max_blocking, 0644);
+MODULE_PARM_DESC(max_blocking,
+		 "Most requests that may block one device serves at a time (1-64, default 8; a device keeps what it had at open)");
 
 /**
  * vhost_blk_req_put() - drop a reference to a request
@@ -55,6 +85,8 @@ static void vhost_blk_req_free(struct vhost_blk_req *req)
 		kvfree(req->pages);
 	if (req->bvec != req->inline_bvec)
 		kvfree(req->bvec);
+	if (req->log != req->inline_log)
+		kvfree(req->log);
 	kfree(req->segs);
 	kfree(req);
 }
@@ -67,9 +99,27 @@ static void vhost_blk_req_unpin(struct vhost_blk_req *req)
 	req->nr_pages = 0;
 }
 
+/* Remember that [@gpa, @gpa + @len) holds data of IN request @req. */
+static void vhost_blk_req_add_log(struct vhost_blk_req *req, u64 gpa, u32 len)
+{
+	struct vhost_blk_log_range *r;
+
+	if (req->nr_log) {
+		r = &req->log[req->nr_log - 1];
+		if (r->gpa + r->len == gpa) {
+			r->len += len;
+			return;
+		}
+	}
+	req->log[req->nr_log].gpa = gpa;
+	req->log[req->nr_log].len = len;
+	req->nr_log++;
+}
+
 /*
  * Pin the guest pages of the byte range [@skip, @skip + req->len) of
- * vq->segs[@first..@last) and describe them in req->bvec.
+ * vq->segs[@first..@last) and describe them in req->bvec.  For an IN
+ * request, also record their guest-physical ranges in req->log.
  */
 static int vhost_blk_req_pin(struct vhost_blk_req *req, unsigned int first,
 			     unsigned int last, u64 skip)
@@ -100,6 +150,13 @@ static int vhost_blk_req_pin(struct vhost_blk_req *req, unsigned int first,
 					   GFP_KERNEL_ACCOUNT);
 		if (!req->pages || !req->bvec)
 			return -ENOMEM;
+		/* Each range is at least a page of its own. */
+		if (req->type == VIRTIO_BLK_T_IN) {
+			req->log = kvmalloc_array(total, sizeof(*req->log),
+						  GFP_KERNEL_ACCOUNT);
+			if (!req->log)
+				return -ENOMEM;
+		}
 	}
 
 	left = req->len;
@@ -115,6 +172,8 @@ static int vhost_blk_req_pin(struct vhost_blk_req *req, unsigned int first,
 			continue;
 		}
 		len = min_t(u32, left, vq->segs[i].len - n);
+		if (req->type == VIRTIO_BLK_T_IN)
+			vhost_blk_req_add_log(req, vq->segs[i].gpa + n, len);
 		n = 0;
 		np = DIV_ROUND_UP(off + len, PAGE_SIZE);
 		got = pin_user_pages_fast(addr & PAGE_MASK, np, gup_flags,
@@ -152,11 +211,9 @@ u8 vhost_blk_errno_status(int err)
 	return err == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
 }
 
-/* Work item: a request that may block, in process context. */
-static void vhost_blk_work(struct work_struct *work)
+/* A request that may block, in process context. */
+static void vhost_blk_serve_blocking(struct vhost_blk_req *req)
 {
-	struct vhost_blk_req *req = container_of(work, struct vhost_blk_req,
-						 work);
 	int ret;
 
 	switch (req->type) {
@@ -198,10 +255,99 @@ static void vhost_blk_work(struct work_struct *work)
  */
 void vhost_blk_punt(struct vhost_blk_req *req)
 {
+	struct vhost_blk *blk = req->vq->blk;
+	unsigned int idx;
+
 	vhost_blk_stat_add(&req->vq->stats.punted, 1);
 	atomic_inc(&req->ref);
-	INIT_WORK(&req->work, vhost_blk_work);
-	queue_work(vhost_blk_wq, &req->work);
+	spin_lock(&blk->blocking_lock);
+	list_add_tail(&req->blocking, &blk->blocking);
+	idx = find_first_bit(blk->blocking_idle, blk->max_blocking);
+	if (idx < blk->max_blocking)
+		__clear_bit(idx, blk->blocking_idle);
+	spin_unlock(&blk->blocking_lock);
+	/*
+	 * With no idle work item the request waits for one of the busy ones,
+	 * which take requests until the list is empty.  A work item that has
+	 * just gone idle may still be running: queued again, it runs once
+	 * more after that (work items are not reentrant).
+	 */
+	if (idx < blk->max_blocking)
+		queue_work(vhost_blk_wq, &blk->blocking_work[idx].work);
+}
+
+/*
+ * A work item of one device: serve its blocking requests until none is
+ * left, charged to the owner's io and memory cgroups as loop charges its
+ * workers to the submitter's (kthread_associate_blkcg(), set_active_memcg()):
+ * bios get the owner's blkcg, and page-cache pages and allocations the
+ * owner's memcg, whose writeback then goes to the owner's blkcg too.
+ */
+static void vhost_blk_blocking_work(struct work_struct *work)
+{
+	struct vhost_blk_blocking *b = container_of(work,
+						    struct vhost_blk_blocking,
+						    work);
+	struct vhost_blk *blk = b->blk;
+	struct vhost_blk_req *req;
+	struct mem_cgroup *old_memcg;
+
+	old_memcg = set_active_memcg(blk->owner_memcg);
+	kthread_associate_blkcg(blk->owner_blkcg);
+	for (;;) {
+		spin_lock(&blk->blocking_lock);
+		req = list_first_entry_or_null(&blk->blocking,
+					       struct vhost_blk_req, blocking);
+		if (req)
+			list_del(&req->blocking);
+		else
+			__set_bit(b->index, blk->blocking_idle);
+		spin_unlock(&blk->blocking_lock);
+		if (!req)
+			break;
+		vhost_blk_serve_blocking(req);
+		cond_resched();
+	}
+	kthread_associate_blkcg(NULL);
+	set_active_memcg(old_memcg);
+}
+
+/**
+ * vhost_blk_blocking_init() - set up a new device's blocking work items
+ * @blk: the device, being opened
+ *
+ * Context: process.
+ */
+void vhost_blk_blocking_init(struct vhost_blk *blk)
+{
+	unsigned int i;
+
+	spin_lock_init(&blk->blocking_lock);
+	INIT_LIST_HEAD(&blk->blocking);
+	blk->max_blocking = READ_ONCE(vhost_blk_max_blocking);
+	bitmap_fill(blk->blocking_idle, blk->max_blocking);
+	for (i = 0; i < blk->max_blocking; i++) {
+		blk->blocking_work[i].blk = blk;
+		blk->blocking_work[i].index = i;
+		INIT_WORK(&blk->blocking_work[i].work, vhost_blk_blocking_work);
+	}
+}
+
+/**
+ * vhost_blk_blocking_flush() - wait until no work item of the device runs
+ * @blk: the device, drained: no request in flight
+ *
+ * A work item still runs for a moment after its last request completed;
+ * the device, and the cgroup references it uses, must outlive that.
+ *
+ * Context: process.
+ */
+void vhost_blk_blocking_flush(struct vhost_blk *blk)
+{
+	unsigned int i;
+
+	for (i = 0; i < blk->max_blocking; i++)
+		flush_work(&blk->blocking_work[i].work);
 }
 
 /* Request dispatch --------------------------------------------------------- */
@@ -329,6 +475,38 @@ static void vhost_blk_req_account(struct vhost_blk_vq *vq, u16 head,
 }
 
 /*
+ * Log the first @len bytes of @segs, which the device wrote.  Between
+ * regions a range of contiguous guest-physical memory may be split.
+ */
+static void vhost_blk_log_segs(struct vhost_blk_vq *vq,
+			       const struct vhost_blk_seg *segs,
+			       unsigned int nr, u64 len)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr && len; i++) {
+		u32 chunk = min_t(u64, len, segs[i].len);
+
+		vhost_blk_log_write(vq, segs[i].gpa, chunk);
+		len -= chunk;
+	}
+}
+
+/*
+ * Log the data of a completed IN request, decided now: a request taken
+ * before VHOST_F_LOG_ALL was set is logged if it completes after.  Its
+ * data is logged whatever the status: a failed read may have written
+ * part of it.
+ */
+static void vhost_blk_req_log(struct vhost_blk_req *req)
+{
+	unsigned int i;
+
+	for (i = 0; i < req->nr_log; i++)
+		vhost_blk_log_write(req->vq, req->log[i].gpa, req->log[i].len);
+}
+
+/*
  * Serve the request whose chain is in vq->segs: check it, then either
  * complete it at once (errors, GET_ID) or hand it to the backend.
  */
@@ -359,8 +537,10 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 	req->head = head;
 	/* The status byte is the last writable byte; wlen is not 0. */
 	req->status_addr = (u8 __user *)st->addr + st->len - 1;
+	req->status_gpa = st->gpa + st->len - 1;
 	req->pages = req->inline_pages;
 	req->bvec = req->inline_bvec;
+	req->log = req->inline_log;
 	req->type = VHOST_BLK_T_NONE;
 	/* The mode a write is acknowledged in is the one it was taken in. */
 	req->writethrough = !vq->writeback;
@@ -440,6 +620,9 @@ static void vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 			status = VIRTIO_BLK_S_IOERR;
 		else
 			used_len += i;
+		/* What was copied, also when the copy faulted part way. */
+		vhost_blk_log_segs(vq, vq->segs + vq->nr_readable,
+				   vq->nr_segs - vq->nr_readable, i);
 		req->bytes = i;
 		break;
 	default:
@@ -452,6 +635,8 @@ complete:
 		vhost_blk_req_unpin(req);
 	if (put_user(status, (u8 __user *)st->addr + st->len - 1))
 		vq_err(vq, "cannot write status\n");
+	else
+		vhost_blk_log_write(vq, st->gpa + st->len - 1, 1);
 	vhost_blk_add_used(vq, head, status == VIRTIO_BLK_S_OK ? used_len : 1);
 	if (req) {
 		vhost_blk_req_account(vq, head, req->type, status, req->bytes,
@@ -479,8 +664,11 @@ static void vhost_blk_complete(struct vhost_blk_vq *vq)
 		u32 len = 1;
 
 		vhost_blk_req_unpin(req);
+		vhost_blk_req_log(req);
 		if (put_user(status, req->status_addr))
 			vq_err(vq, "cannot write status\n");
+		else
+			vhost_blk_log_write(vq, req->status_gpa, 1);
 		if (status == VIRTIO_BLK_S_OK && req->type == VIRTIO_BLK_T_IN)
 			len += req->len;
 		vhost_blk_add_used(vq, req->head, len);

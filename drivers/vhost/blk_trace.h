@@ -142,6 +142,32 @@ TRACE_EVENT(vhost_blk_vq_broken,
 );
 
 /*
+ * A write to the dirty log faulted: the bits of the guest-physical range
+ * [gpa, gpa + len) could not be set.  The request completes regardless;
+ * fdinfo counts these in vqN.log_faults.
+ */
+TRACE_EVENT(vhost_blk_log_fault,
+	TP_PROTO(struct vhost_blk_vq *vq, u64 gpa, u64 len, int err),
+	TP_ARGS(vq, gpa, len, err),
+	TP_STRUCT__entry(
+		__field(unsigned int, dev)
+		__field(unsigned int, vq)
+		__field(unsigned long long, gpa)
+		__field(unsigned long long, len)
+		__field(int, err)
+	),
+	TP_fast_assign(
+		__entry->dev = vq->blk->id;
+		__entry->vq = vq->index;
+		__entry->gpa = gpa;
+		__entry->len = len;
+		__entry->err = err;
+	),
+	TP_printk("dev=%u vq=%u gpa=%#llx len=%llu err=%d", __entry->dev,
+		  __entry->vq, __entry->gpa, __entry->len, __entry->err)
+);
+
+/*
  * A backend was attached (@attach) or detached.  @devt is the block
  * device's, or the file system's for a file; @ino is 0 for a block device.
  */

@@ -5,11 +5,14 @@
  * Owns the memory table (VHOST_SET_MEM_TABLE) and the translation of guest
  * addresses into the owner's, the reading of the avail ring and of
  * descriptor chains, the writing of the used ring and the decision to
- * signal, and the vring ioctls with the drain that stops a queue.  It
+ * signal, the dirty log (VHOST_SET_LOG_BASE/FD), and the vring ioctls
+ * with the drain that stops a queue.  It
  * knows nothing of virtio-blk requests; it calls blk_worker.c only.
  */
 #include <linux/file.h>
+#include <linux/highmem.h>
 #include <linux/nospec.h>
+#include <linux/overflow.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
 #include <linux/uaccess.h>
@@ -118,6 +121,7 @@ static int vhost_blk_translate(struct vhost_blk_vq *vq, u64 gpa, u32 len)
 		chunk = vhost_blk_gpa_chunk(vq->mem, gpa, len, &seg->addr);
 		if (chunk < 0)
 			return chunk;
+		seg->gpa = gpa;
 		seg->len = chunk;
 		vq->nr_segs++;
 		gpa += chunk;
@@ -187,6 +191,180 @@ int vhost_blk_seg_copy(const struct vhost_blk_seg *segs, unsigned int nr,
 	return len ? -EFAULT : 0;
 }
 
+/* Dirty log -------------------------------------------------------------- */
+
+/*
+ * Whether the log bits of the guest-physical range [@gpa, @last] lie in
+ * the owner's address space for a bitmap at @base: upstream's
+ * log_access_ok().  The VMM sizes the bitmap; we can only check that it
+ * could be there, and write it with user accesses that fault cleanly.
+ */
+static bool vhost_blk_log_access_ok(void __user *base, u64 gpa, u64 last)
+{
+	u64 first = gpa >> (VHOST_BLK_LOG_PAGE_SHIFT + 3);
+	u64 bytes = (last >> (VHOST_BLK_LOG_PAGE_SHIFT + 3)) - first + 1;
+	u64 start;
+
+	if (last < gpa ||
+	    check_add_overflow((u64)(unsigned long)base, first, &start) ||
+	    start != (unsigned long)start || bytes != (unsigned long)bytes)
+		return false;
+	return access_ok(u64_to_user_ptr(start), bytes);
+}
+
+/**
+ * vhost_blk_log_mem_ok() - whether a log can cover a memory table
+ * @base: the owner's address of the bitmap
+ * @mem: the table, or NULL
+ *
+ * Return: true when the bits of every page of @mem lie in the owner's
+ * address space.
+ */
+bool vhost_blk_log_mem_ok(void __user *base, const struct vhost_blk_mem *mem)
+{
+	unsigned int i;
+
+	for (i = 0; mem && i < mem->nregions; i++)
+		if (!vhost_blk_log_access_ok(base, mem->regions[i].gpa,
+					     mem->regions[i].last))
+			return false;
+	return true;
+}
+
+/* The used ring of @num entries, avail event included, as we write it. */
+static size_t vhost_blk_used_size(unsigned int num)
+{
+	return sizeof(struct vring_used) + num * sizeof(struct vring_used_elem) +
+	       sizeof(__virtio16);
+}
+
+static bool vhost_blk_log_used_ok(void __user *base, u64 addr,
+				  unsigned int num)
+{
+	return !num || vhost_blk_log_access_ok(base, addr,
+					       addr + vhost_blk_used_size(num) - 1);
+}
+
+/*
+ * Set the bits of [@gpa, @gpa + @len) in the bitmap at @base.  Like
+ * upstream's set_bit_to_user(), each page of the bitmap is pinned and its
+ * bits set atomically, so that the VMM may clear bits concurrently; one
+ * pin covers all the bits in that page (128 MiB of guest memory).
+ */
+static int vhost_blk_log_set(void __user *base, u64 gpa, u64 len)
+{
+	u64 pfn, last;
+
+	if (!len)
+		return 0;
+	if (!vhost_blk_log_access_ok(base, gpa, gpa + len - 1))
+		return -EFAULT;
+	pfn = gpa >> VHOST_BLK_LOG_PAGE_SHIFT;
+	last = (gpa + len - 1) >> VHOST_BLK_LOG_PAGE_SHIFT;
+	while (pfn <= last) {
+		unsigned long byte = (unsigned long)base + pfn / 8;
+		unsigned long page_addr = byte & PAGE_MASK;
+		/* Guest pages whose bits are in this page of the bitmap. */
+		u64 end = round_down(pfn, 8) + (page_addr + PAGE_SIZE - byte) * 8;
+		struct page *page;
+		void *map;
+		int ret;
+
+		ret = pin_user_pages_fast(page_addr, 1, FOLL_WRITE, &page);
+		if (ret != 1)
+			return ret < 0 ? ret : -EFAULT;
+		map = kmap_local_page(page);
+		for (; pfn <= last && pfn < end; pfn++) {
+			byte = (unsigned long)base + pfn / 8;
+			set_bit_le((byte - page_addr) * 8 + pfn % 8, map);
+		}
+		kunmap_local(map);
+		unpin_user_pages_dirty_lock(&page, 1, true);
+	}
+	return 0;
+}
+
+/* A log write faulted: the request completes regardless, as upstream's. */
+static void vhost_blk_log_fault(struct vhost_blk_vq *vq, u64 gpa, u64 len,
+				int err)
+{
+	vhost_blk_stat_add(&vq->stats.log_faults, 1);
+	trace_vhost_blk_log_fault(vq, gpa, len, err);
+	pr_debug_ratelimited("vq %u: cannot log %#llx+%llu: %d\n", vq->index,
+			     gpa, len, err);
+}
+
+/**
+ * vhost_blk_log_on() - whether guest writes are being logged
+ * @vq: the queue
+ *
+ * Context: @vq->mutex held.
+ * Return: true while VHOST_F_LOG_ALL is negotiated.
+ */
+bool vhost_blk_log_on(struct vhost_blk_vq *vq)
+{
+	return vhost_blk_has_feature(vq, VHOST_F_LOG_ALL);
+}
+
+/**
+ * vhost_blk_log_write() - log a guest-physical range the device wrote
+ * @vq: the queue
+ * @gpa: the first byte written
+ * @len: how many
+ *
+ * Does nothing unless VHOST_F_LOG_ALL is on.  Call it after the write and
+ * before the used entry that completes it is published; the log eventfd
+ * is signalled with that used index (vhost_blk_flush_used()).
+ *
+ * Context: the worker, with @vq->mutex held.
+ */
+void vhost_blk_log_write(struct vhost_blk_vq *vq, u64 gpa, u64 len)
+{
+	int ret;
+
+	lockdep_assert_held(&vq->mutex);
+	if (!vhost_blk_log_on(vq) || !len)
+		return;
+	/* The write must be visible before the bit that tells of it. */
+	smp_wmb();
+	ret = vhost_blk_log_set(vq->log_base, gpa, len);
+	if (ret)
+		vhost_blk_log_fault(vq, gpa, len, ret);
+	else
+		vq->log_signal = true;
+}
+
+/*
+ * Log a write of @len bytes at @p in the used ring: VHOST_VRING_F_LOG.
+ * The ring is at @vq->log_addr in guest-physical memory.
+ */
+static void vhost_blk_log_used(struct vhost_blk_vq *vq, void __user *p,
+			       size_t len)
+{
+	size_t off = p - (void __user *)vq->used;
+	int ret;
+
+	if (!vq->log_used)
+		return;
+	/* As in vhost_blk_log_write(): the write, then its bit. */
+	smp_wmb();
+	ret = vhost_blk_log_set(vq->log_base, vq->log_addr + off, len);
+	if (ret)
+		vhost_blk_log_fault(vq, vq->log_addr + off, len, ret);
+	else
+		vq->log_signal = true;
+}
+
+/* Tell the VMM that the log has new bits. */
+static void vhost_blk_log_kick(struct vhost_blk_vq *vq)
+{
+	if (!vq->log_signal)
+		return;
+	vq->log_signal = false;
+	if (vq->log_ctx)
+		vhost_blk_eventfd_signal(vq->log_ctx);
+}
+
 /* Ring access ------------------------------------------------------------ */
 
 /**
@@ -236,8 +414,12 @@ void vhost_blk_disable_notify(struct vhost_blk_vq *vq)
 	if (vhost_blk_has_feature(vq, VIRTIO_RING_F_EVENT_IDX))
 		return;
 	if (put_user(cpu_to_vhost_blk16(vq, VRING_USED_F_NO_NOTIFY),
-		     &vq->used->flags))
+		     &vq->used->flags)) {
 		vq_err(vq, "cannot write used flags\n");
+		return;
+	}
+	vhost_blk_log_used(vq, &vq->used->flags, sizeof(vq->used->flags));
+	vhost_blk_log_kick(vq);
 }
 
 /**
@@ -250,10 +432,11 @@ void vhost_blk_disable_notify(struct vhost_blk_vq *vq)
  */
 bool vhost_blk_enable_notify(struct vhost_blk_vq *vq)
 {
+	bool event_idx = vhost_blk_has_feature(vq, VIRTIO_RING_F_EVENT_IDX);
 	__virtio16 idx;
 	int ret;
 
-	if (vhost_blk_has_feature(vq, VIRTIO_RING_F_EVENT_IDX))
+	if (event_idx)
 		ret = put_user(cpu_to_vhost_blk16(vq, vq->avail_idx),
 			       (__virtio16 __user *)&vq->used->ring[vq->num]);
 	else
@@ -262,6 +445,13 @@ bool vhost_blk_enable_notify(struct vhost_blk_vq *vq)
 		vq_err(vq, "cannot write used flags or avail event\n");
 		return false;
 	}
+	if (event_idx)
+		vhost_blk_log_used(vq, &vq->used->ring[vq->num],
+				   sizeof(__virtio16));
+	else
+		vhost_blk_log_used(vq, &vq->used->flags,
+				   sizeof(vq->used->flags));
+	vhost_blk_log_kick(vq);
 	/* Pairs with the barrier the guest puts between avail->idx and kick. */
 	smp_mb();
 	if (get_user(idx, &vq->avail->idx)) {
@@ -471,6 +661,7 @@ void vhost_blk_add_used(struct vhost_blk_vq *vq, u16 head, u32 len)
 		vq_err(vq, "cannot write used ring\n");
 		return;
 	}
+	vhost_blk_log_used(vq, &vq->used->ring[idx], sizeof(elem));
 	vq->last_used_idx++;
 	vq->used_pending++;
 }
@@ -509,22 +700,29 @@ static bool vhost_blk_need_signal(struct vhost_blk_vq *vq)
  * @vq: the queue
  *
  * Publishes the entries added since the last call and signals the guest
- * if it asked for it.
+ * if it asked for it.  Signals the log eventfd first when something was
+ * logged, the used index included: the VMM learns of the pages of a
+ * request no later than the guest learns of its completion.
  *
  * Context: the worker, with @vq->mutex held.
  */
 void vhost_blk_flush_used(struct vhost_blk_vq *vq)
 {
-	if (!vq->used_pending)
+	if (!vq->used_pending) {
+		vhost_blk_log_kick(vq);
 		return;
+	}
 	vq->used_pending = 0;
 	/* The entries must be visible before the index that covers them. */
 	smp_wmb();
 	if (put_user(cpu_to_vhost_blk16(vq, vq->last_used_idx),
 		     &vq->used->idx)) {
 		vq_err(vq, "cannot write used index\n");
+		vhost_blk_log_kick(vq);
 		return;
 	}
+	vhost_blk_log_used(vq, &vq->used->idx, sizeof(vq->used->idx));
+	vhost_blk_log_kick(vq);
 	if (vq->call_ctx && vhost_blk_need_signal(vq)) {
 		vhost_blk_eventfd_signal(vq->call_ctx);
 		vhost_blk_stat_add(&vq->stats.signals, 1);
@@ -644,7 +842,8 @@ static int vhost_blk_region_cmp(const void *a, const void *b)
  * at it.  Requests in flight keep the pages they pinned.
  *
  * Context: process, the owner, with @blk->mutex held.
- * Return: 0, or -EFAULT, -E2BIG, -EINVAL or -ENOMEM (table unchanged).
+ * Return: 0, or -EFAULT (also: VHOST_F_LOG_ALL is on and the log cannot
+ * cover the table), -E2BIG, -EINVAL or -ENOMEM (table unchanged).
  */
 long vhost_blk_set_mem_table(struct vhost_blk *blk,
 			     struct vhost_memory __user *argp)
@@ -694,6 +893,11 @@ long vhost_blk_set_mem_table(struct vhost_blk *blk,
 			goto err;
 		}
 	}
+	/* While logging, the log must cover the new table (upstream). */
+	ret = -EFAULT;
+	if ((blk->features & BIT_ULL(VHOST_F_LOG_ALL)) &&
+	    !vhost_blk_log_mem_ok(blk->log_base, mem))
+		goto err;
 
 	/* Requests in flight keep their pinned pages; new ones see @mem. */
 	vhost_blk_lock_vqs(blk);
@@ -710,6 +914,120 @@ long vhost_blk_set_mem_table(struct vhost_blk *blk,
 err:
 	kvfree(mem);
 	return ret;
+}
+
+/**
+ * vhost_blk_set_log_base() - VHOST_SET_LOG_BASE
+ * @blk: the device
+ * @argp: the owner's address of the bitmap, a u64
+ *
+ * Checked against what is logged now: the memory table when
+ * VHOST_F_LOG_ALL is on, the used ring of each queue with
+ * VHOST_VRING_F_LOG.  Takes effect for every queue at once, also for
+ * requests in flight, which are logged when they complete.
+ *
+ * Context: process, the owner, with @blk->mutex held.
+ * Return: 0, or -EFAULT (the address is not a user address, or the bitmap
+ * it starts cannot cover what is logged; nothing changes).
+ */
+long vhost_blk_set_log_base(struct vhost_blk *blk, u64 __user *argp)
+{
+	void __user *base;
+	long ret = 0;
+	u64 p;
+	int i;
+
+	if (copy_from_user(&p, argp, sizeof(p)))
+		return -EFAULT;
+	if ((unsigned long)p != p || !access_ok(u64_to_user_ptr(p), 1))
+		return -EFAULT;
+	base = u64_to_user_ptr(p);
+	if ((blk->features & BIT_ULL(VHOST_F_LOG_ALL)) &&
+	    !vhost_blk_log_mem_ok(base, blk->mem))
+		return -EFAULT;
+	vhost_blk_lock_vqs(blk);
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+		struct vhost_blk_vq *vq = &blk->vqs[i];
+
+		if (vq->log_used &&
+		    !vhost_blk_log_used_ok(base, vq->log_addr, vq->num))
+			ret = -EFAULT;
+	}
+	if (!ret) {
+		blk->log_base = base;
+		for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+			blk->vqs[i].log_base = base;
+	}
+	vhost_blk_unlock_vqs(blk);
+	return ret;
+}
+
+/**
+ * vhost_blk_set_log_fd() - VHOST_SET_LOG_FD
+ * @blk: the device
+ * @argp: an int: an eventfd to signal after the log was written, or -1
+ *
+ * Context: process, the owner, with @blk->mutex held.
+ * Return: 0, or -EFAULT, -EBADF (not an open fd) or -EINVAL (not an
+ * eventfd); the old eventfd stays then.
+ */
+long vhost_blk_set_log_fd(struct vhost_blk *blk, int __user *argp)
+{
+	struct eventfd_ctx *ctx = NULL;
+	int fd, i;
+
+	if (get_user(fd, argp))
+		return -EFAULT;
+	if (fd != -1) {
+		ctx = eventfd_ctx_fdget(fd);
+		if (IS_ERR(ctx))
+			return PTR_ERR(ctx);
+	}
+	vhost_blk_lock_vqs(blk);
+	swap(ctx, blk->log_ctx);
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+		blk->vqs[i].log_ctx = blk->log_ctx;
+	vhost_blk_unlock_vqs(blk);
+	if (ctx)
+		eventfd_ctx_put(ctx);
+	return 0;
+}
+
+/*
+ * VHOST_SET_VRING_ADDR.  A queue that runs may change only its log flag
+ * and address (what QEMU does when migration starts and ends); a change
+ * of its rings waits until it is stopped (-EBUSY).
+ */
+static long vhost_blk_vq_set_addr(struct vhost_blk_vq *vq,
+				  const struct vhost_vring_addr *a)
+{
+	bool log = a->flags & BIT(VHOST_VRING_F_LOG);
+	long ret;
+
+	mutex_lock(&vq->mutex);
+	/* Upstream checks the log only once the ring's size is known. */
+	if (log && !vhost_blk_log_used_ok(vq->log_base, a->log_guest_addr,
+					  vq->num)) {
+		mutex_unlock(&vq->mutex);
+		return -EINVAL;
+	}
+	if (vq->desc == u64_to_user_ptr(a->desc_user_addr) &&
+	    vq->avail == u64_to_user_ptr(a->avail_user_addr) &&
+	    vq->used == u64_to_user_ptr(a->used_user_addr))
+		goto set_log;
+	mutex_unlock(&vq->mutex);
+	ret = vhost_blk_vq_quiesce(vq);
+	if (ret)
+		return ret;
+	vq->desc = u64_to_user_ptr(a->desc_user_addr);
+	vq->avail = u64_to_user_ptr(a->avail_user_addr);
+	vq->used = u64_to_user_ptr(a->used_user_addr);
+	vq->initialized = false;
+set_log:
+	vq->log_used = log;
+	vq->log_addr = a->log_guest_addr;
+	mutex_unlock(&vq->mutex);
+	return 0;
 }
 
 /* Take an eventfd context for VHOST_SET_VRING_CALL/ERR; -1 clears. */
@@ -761,6 +1079,11 @@ long vhost_blk_vring_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 		ret = vhost_blk_vq_quiesce(vq);
 		if (ret)
 			return ret;
+		if (vq->log_used &&
+		    !vhost_blk_log_used_ok(vq->log_base, vq->log_addr, s.num)) {
+			ret = -EINVAL;
+			break;
+		}
 		if (!vq->segs) {
 			vq->segs = kvmalloc_array(VHOST_BLK_MAX_SEGS,
 						  sizeof(*vq->segs),
@@ -803,24 +1126,21 @@ long vhost_blk_vring_ioctl(struct vhost_blk *blk, unsigned int ioctl,
 	case VHOST_SET_VRING_ADDR:
 		if (copy_from_user(&a, argp, sizeof(a)))
 			return -EFAULT;
-		if (a.flags)
+		if (a.flags & ~BIT(VHOST_VRING_F_LOG))
 			return -EOPNOTSUPP;
 		if ((a.desc_user_addr & (16 - 1)) ||
 		    (a.avail_user_addr & (2 - 1)) ||
-		    (a.used_user_addr & (4 - 1)))
+		    (a.used_user_addr & (4 - 1)) ||
+		    (a.log_guest_addr & (4 - 1)))
 			return -EINVAL;
 		if ((unsigned long)a.desc_user_addr != a.desc_user_addr ||
 		    (unsigned long)a.avail_user_addr != a.avail_user_addr ||
 		    (unsigned long)a.used_user_addr != a.used_user_addr)
 			return -EFAULT;
-		ret = vhost_blk_vq_quiesce(vq);
-		if (ret)
-			return ret;
-		vq->desc = u64_to_user_ptr(a.desc_user_addr);
-		vq->avail = u64_to_user_ptr(a.avail_user_addr);
-		vq->used = u64_to_user_ptr(a.used_user_addr);
-		vq->initialized = false;
-		break;
+		ret = vhost_blk_vq_set_addr(vq, &a);
+		if (!ret)
+			vhost_blk_wake(blk, VHOST_BLK_KICK_BIT(idx));
+		return ret;
 	case VHOST_SET_VRING_KICK:
 		if (copy_from_user(&f, argp, sizeof(f)))
 			return -EFAULT;
@@ -926,6 +1246,11 @@ void vhost_blk_vq_init(struct vhost_blk_vq *vq)
 	vq->initialized = false;
 	vq->features = 0;
 	vq->writeback = false;
+	vq->log_base = NULL;
+	vq->log_ctx = NULL;
+	vq->log_used = false;
+	vq->log_signal = false;
+	vq->log_addr = 0;
 	vq->be = NULL;
 	vq->mem = NULL;
 	memset(vq->serial, 0, sizeof(vq->serial));

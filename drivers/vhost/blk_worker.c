@@ -11,6 +11,7 @@
  */
 #include <linux/cgroup.h>
 #include <linux/kthread.h>
+#include <linux/memcontrol.h>
 #include <linux/mmu_context.h>
 #include <linux/nospec.h>
 #include <linux/moduleparam.h>
@@ -217,7 +218,14 @@ static int vhost_blk_worker(void *data)
 	struct vhost_blk_worker *w = data;
 	struct vhost_blk *blk = w->blk;
 
+	struct mem_cgroup *old_memcg;
+
 	kthread_use_mm(blk->mm);
+	/*
+	 * A kthread's __GFP_ACCOUNT allocations are charged to nobody unless
+	 * it names a memcg: charge the request arrays to the owner's.
+	 */
+	old_memcg = set_active_memcg(blk->owner_memcg);
 	for (;;) {
 		unsigned long pending;
 		unsigned int i;
@@ -252,6 +260,7 @@ static int vhost_blk_worker(void *data)
 	}
 	/* Queues still armed were stopped: their rings are not ours now. */
 	w->poll_armed = 0;
+	set_active_memcg(old_memcg);
 	kthread_unuse_mm(blk->mm);
 	return 0;
 }
@@ -369,6 +378,30 @@ static void vhost_blk_worker_free(struct vhost_blk_worker *w)
 	kfree(w);
 }
 
+/* The caller's io and memory cgroups, which the guest's work is charged to. */
+static void vhost_blk_owner_cgroups_get(struct vhost_blk *blk)
+{
+#ifdef CONFIG_BLK_CGROUP
+	blk->owner_blkcg = task_get_css(current, io_cgrp_id);
+#endif
+	blk->owner_memcg = get_mem_cgroup_from_mm(blk->mm);
+}
+
+/**
+ * vhost_blk_owner_cgroups_put() - drop the owner's cgroups
+ * @blk: the device, with no worker and no blocking work item running
+ *
+ * Context: process, with @blk->mutex held.
+ */
+void vhost_blk_owner_cgroups_put(struct vhost_blk *blk)
+{
+	if (blk->owner_blkcg)
+		css_put(blk->owner_blkcg);
+	blk->owner_blkcg = NULL;
+	mem_cgroup_put(blk->owner_memcg);
+	blk->owner_memcg = NULL;
+}
+
 /**
  * vhost_blk_set_owner() - VHOST_SET_OWNER: bind the device to the caller
  * @blk: the device
@@ -391,8 +424,10 @@ long vhost_blk_set_owner(struct vhost_blk *blk)
 	if (!mm)
 		return -EINVAL;
 	blk->mm = mm;
+	vhost_blk_owner_cgroups_get(blk);
 	w = vhost_blk_worker_create(blk);
 	if (IS_ERR(w)) {
+		vhost_blk_owner_cgroups_put(blk);
 		blk->mm = NULL;
 		mmput(mm);
 		return PTR_ERR(w);

@@ -967,4 +967,142 @@ TEST_F(hung, killed_in_set_vring_kick_exits_and_leaves_the_queue_broken)
 	hung_kill_in(_metadata, self, HUNG_SET_KICK, "vq0.state:\tbroken\n");
 }
 
+/* --------------------------- one device's blocking work and another's */
+
+/*
+ * Device A floods its four queues with write-zeroes, which a block device
+ * serves from the workqueue (blkdev_issue_zeroout() sleeps), on a dm-delay
+ * holding every bio for ISO_DELAY_MS: more such requests than the 256
+ * workers the module's workqueue had in all.  Device B's flush, also
+ * served from the workqueue, must not wait for them: each device may use
+ * only a few workers (max_blocking).  A's requests are then let go (the
+ * delay table is swapped for a linear one) and must all succeed.
+ */
+#define ISO_DELAY_MS	20000
+#define ISO_QUEUES	4
+#define ISO_PER_QUEUE	250
+
+FIXTURE(iso) {
+	struct vb_backend disk, other;
+	struct vb_dm dm;
+	struct vb_dev a, b;
+};
+
+FIXTURE_SETUP(iso)
+{
+	const char *why = "";
+	char table[512];
+	int ret;
+
+	self->disk.kind = NULL;
+	self->other.kind = NULL;
+	self->dm.fd = -1;
+	self->dm.name[0] = '\0';
+	vb_dev_init(&self->a);
+	vb_dev_init(&self->b);
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	ret = vb_backend_create(&self->disk, "nullb", DISK_SIZE, 0, &why);
+	if (ret < 0)
+		SKIP(return, "null_blk: %s (%s)", why, strerror(-ret));
+	if (system("modprobe dm_delay 2>/dev/null"))
+		; /* built in, or dmsetup will say */
+	snprintf(table, sizeof(table), "0 %llu delay %s 0 %d",
+		 (unsigned long long)(DISK_SIZE / VB_SECTOR), self->disk.path,
+		 ISO_DELAY_MS);
+	ret = vb_dm_create(&self->dm, "vbt-iso", table, &why);
+	if (ret < 0)
+		SKIP(return, "dm-delay: %s (%s)", why, strerror(-ret));
+	ret = vb_backend_create(&self->other, "tmpfs", DISK_SIZE, 0, &why);
+	ASSERT_LE(0, ret) TH_LOG("tmpfs: %s", why);
+}
+
+/*
+ * Swap the delay for a linear table: suspending dm-delay sends the bios it
+ * holds on at once.
+ */
+static int iso_let_go(FIXTURE_DATA(iso) *self)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd),
+		 "dmsetup suspend %s && dmsetup reload %s --table '0 %llu linear %s 0' && dmsetup resume %s",
+		 self->dm.name, self->dm.name,
+		 (unsigned long long)(DISK_SIZE / VB_SECTOR), self->disk.path,
+		 self->dm.name);
+	return system(cmd) ? -EIO : 0;
+}
+
+FIXTURE_TEARDOWN(iso)
+{
+	/* Whatever is still delayed must go, for A's release to drain. */
+	if (self->dm.name[0] && iso_let_go(self))
+		fprintf(stderr, "# dmsetup could not let %s go\n", self->dm.name);
+	vb_dev_teardown(&self->a);
+	vb_dev_teardown(&self->b);
+	vb_backend_destroy(&self->other);
+	vb_dm_destroy(&self->dm);
+	vb_backend_destroy(&self->disk);
+}
+
+TEST_F(iso, a_flood_of_blocking_requests_does_not_delay_another_devices_flush)
+{
+	struct vb_opts oa = { .nvqs = ISO_QUEUES, .num = 256,
+			      .backend = self->dm.fd };
+	struct vb_opts ob = { .num = 16, .backend = self->other.fd };
+	struct virtio_blk_discard_write_zeroes seg = {
+		.sector = 0, .num_sectors = htole32(8),
+	};
+	static struct vb_req r[ISO_QUEUES][ISO_PER_QUEUE];
+	unsigned int q, i, total = ISO_QUEUES * ISO_PER_QUEUE;
+	int64_t t0, ms;
+	uint64_t seg_gpa;
+	int ret;
+
+	ret = vb_dev_setup(&self->a, &oa);
+	ASSERT_EQ(0, ret) TH_LOG("device A: %s", strerror(-ret));
+	ret = vb_dev_setup(&self->b, &ob);
+	ASSERT_EQ(0, ret) TH_LOG("device B: %s", strerror(-ret));
+	seg_gpa = vb_alloc_data(&self->a.mem, sizeof(seg));
+	ASSERT_NE(0, seg_gpa);
+	ASSERT_EQ(0, vb_write(&self->a.mem, seg_gpa, &seg, sizeof(seg)));
+	for (q = 0; q < ISO_QUEUES; q++) {
+		for (i = 0; i < ISO_PER_QUEUE; i++) {
+			r[q][i] = (struct vb_req){
+				.type = VIRTIO_BLK_T_WRITE_ZEROES,
+				.data_gpa = seg_gpa, .data_len = sizeof(seg),
+				.layout = VB_L_INDIRECT,
+			};
+			ASSERT_EQ(0, vb_req_post(&self->a.vq[q], &r[q][i]))
+				TH_LOG("queue %u request %u", q, i);
+		}
+		vb_vq_kick(&self->a.vq[q]);
+	}
+	/* Every one of them handed to the workqueue. */
+	for (i = 0; i < VB_TIMEOUT_MS / 10; i++) {
+		if (vb_fdinfo_vq_sum(self->a.fd, "punted") >= total)
+			break;
+		usleep(10000);
+	}
+	ASSERT_EQ(total, vb_fdinfo_vq_sum(self->a.fd, "punted"));
+	ASSERT_EQ(total, vb_fdinfo_vq_sum(self->a.fd, "inflight"));
+
+	t0 = now_ms();
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(&self->b.vq[0], VIRTIO_BLK_T_FLUSH,
+					 0, 0, 0, 0, NULL));
+	ms = now_ms() - t0;
+	TH_LOG("B's flush took %lld ms behind %u blocked requests of A",
+	       (long long)ms, total);
+	ASSERT_GT(ISO_DELAY_MS / 4, ms);
+
+	/* A's requests all complete once the delay is gone. */
+	ASSERT_EQ(0, iso_let_go(self));
+	for (q = 0; q < ISO_QUEUES; q++) {
+		ASSERT_EQ(0, vb_vq_wait(&self->a.vq[q], ISO_PER_QUEUE,
+					6 * VB_TIMEOUT_MS)) TH_LOG("queue %u", q);
+		for (i = 0; i < ISO_PER_QUEUE; i++)
+			ASSERT_EQ(VIRTIO_BLK_S_OK, r[q][i].status);
+	}
+}
+
 TEST_HARNESS_MAIN

@@ -916,6 +916,25 @@ int vb_read_text(const char *path, char *buf, size_t len)
 	return n;
 }
 
+long long vb_fdinfo_vq_sum(int fd, const char *field)
+{
+	static char text[64 * 1024];
+	char path[64], key[64], *p;
+	long long sum = 0;
+	unsigned int q;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (vb_read_text(path, text, sizeof(text)) <= 0)
+		return -1;
+	for (q = 0; q < VHOST_BLK_MAX_QUEUES; q++) {
+		snprintf(key, sizeof(key), "\nvq%u.%s:\t", q, field);
+		p = strstr(text, key);
+		if (p)
+			sum += strtoll(p + strlen(key), NULL, 10);
+	}
+	return sum;
+}
+
 void vb_worker_name(char *name, size_t len, pid_t owner)
 {
 	snprintf(name, len, "vhost-blk-%d", owner);
@@ -1539,4 +1558,160 @@ int vb_backend_write(const struct vb_backend *b, uint64_t off,
 	free(bounce);
 	close(fd);
 	return ret;
+}
+
+/* ------------------------------------------------------------ dirty log */
+
+int vb_log_init(struct vb_log *l, const struct vb_mem *m)
+{
+	uint64_t top = 0;
+	int i;
+
+	for (i = 0; i < m->nregions; i++)
+		if (m->r[i].gpa + m->r[i].size > top)
+			top = m->r[i].gpa + m->r[i].size;
+	l->len = (top / VB_LOG_PAGE + 7) / 8;
+	l->map_len = vb_align_up(l->len, PAGE) + PAGE;
+	l->fd = -1;
+	l->bits = mmap(NULL, l->map_len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (l->bits == MAP_FAILED) {
+		l->bits = NULL;
+		return -errno;
+	}
+	/* A write past the bitmap's pages faults instead of landing. */
+	if (mprotect(l->bits + l->map_len - PAGE, PAGE, PROT_NONE))
+		return -errno;
+	l->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return l->fd < 0 ? -errno : 0;
+}
+
+void vb_log_free(struct vb_log *l)
+{
+	if (l->bits)
+		munmap(l->bits, l->map_len);
+	if (l->fd >= 0)
+		close(l->fd);
+	l->bits = NULL;
+	l->fd = -1;
+}
+
+int vb_vring_log(struct vb_dev *d, struct vb_vq *vq, bool on, uint64_t gpa)
+{
+	struct vhost_vring_addr a = {
+		.index = vq->idx,
+		.flags = on ? 1u << VHOST_VRING_F_LOG : 0,
+		.desc_user_addr = (uintptr_t)vq->desc,
+		.avail_user_addr = (uintptr_t)vq->avail,
+		.used_user_addr = (uintptr_t)vq->used,
+		.log_guest_addr = gpa,
+	};
+
+	return vb_ioctl(d->fd, VHOST_SET_VRING_ADDR, &a);
+}
+
+int vb_log_start(struct vb_dev *d, struct vb_log *l)
+{
+	uint64_t base = (uintptr_t)l->bits, f = d->features |
+		       (1ULL << VHOST_F_LOG_ALL);
+	unsigned int i;
+	int ret;
+
+	ret = vb_ioctl(d->fd, VHOST_SET_LOG_BASE, &base);
+	if (!ret)
+		ret = vb_ioctl(d->fd, VHOST_SET_LOG_FD, &l->fd);
+	if (!ret)
+		ret = vb_ioctl(d->fd, VHOST_SET_FEATURES, &f);
+	for (i = 0; !ret && i < d->nvqs; i++)
+		ret = vb_vring_log(d, &d->vq[i], true, d->vq[i].used_gpa);
+	return ret;
+}
+
+int vb_log_stop(struct vb_dev *d)
+{
+	uint64_t f = d->features & ~(1ULL << VHOST_F_LOG_ALL);
+	unsigned int i;
+	int ret;
+
+	ret = vb_ioctl(d->fd, VHOST_SET_FEATURES, &f);
+	for (i = 0; !ret && i < d->nvqs; i++)
+		ret = vb_vring_log(d, &d->vq[i], false, 0);
+	return ret;
+}
+
+bool vb_log_test(const struct vb_log *l, uint64_t gpa)
+{
+	uint64_t pfn = gpa / VB_LOG_PAGE;
+
+	return pfn / 8 < l->len &&
+	       (__atomic_load_n(&l->bits[pfn / 8], __ATOMIC_ACQUIRE) >>
+		(pfn % 8)) & 1;
+}
+
+void vb_log_clear(struct vb_log *l)
+{
+	size_t i;
+
+	/* As QEMU does: atomically, the device may be setting bits. */
+	for (i = 0; i < l->len; i++)
+		__atomic_store_n(&l->bits[i], 0, __ATOMIC_RELEASE);
+}
+
+uint64_t vb_log_next(const struct vb_log *l, uint64_t gpa)
+{
+	uint64_t pfn;
+
+	for (pfn = gpa / VB_LOG_PAGE; pfn / 8 < l->len; pfn++)
+		if (vb_log_test(l, pfn * VB_LOG_PAGE))
+			return pfn * VB_LOG_PAGE;
+	return UINT64_MAX;
+}
+
+unsigned int vb_log_count(const struct vb_log *l)
+{
+	unsigned int n = 0;
+	size_t i;
+
+	for (i = 0; i < l->len; i++)
+		n += __builtin_popcount(__atomic_load_n(&l->bits[i],
+							__ATOMIC_ACQUIRE));
+	return n;
+}
+
+uint64_t vb_log_signals(const struct vb_log *l)
+{
+	uint64_t v;
+
+	return read(l->fd, &v, sizeof(v)) == sizeof(v) ? v : 0;
+}
+
+uint64_t vb_user_top(void)
+{
+	uint64_t top56 = (1ULL << 56) - PAGE;
+	void *p;
+
+	/* Only an address space that big takes a mapping this high. */
+	p = mmap((void *)(uintptr_t)(top56 - PAGE), PAGE, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == (void *)(uintptr_t)(top56 - PAGE)) {
+		munmap(p, PAGE);
+		return top56;
+	}
+	if (p != MAP_FAILED)
+		munmap(p, PAGE);
+	return (1ULL << 47) - PAGE;
+}
+
+long long vb_fdinfo_num(int fd, const char *key)
+{
+	char path[64], text[16384], *p;
+	size_t klen = strlen(key);
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (vb_read_text(path, text, sizeof(text)) < 0)
+		return -1;
+	for (p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, key, klen) && p[klen] == ':')
+			return strtoll(p + klen + 1, NULL, 0);
+	return -1;
 }

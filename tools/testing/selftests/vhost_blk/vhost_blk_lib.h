@@ -74,7 +74,8 @@
 			 (1ULL << VIRTIO_BLK_F_WRITE_ZEROES))
 #define VB_F_EXPECTED	(VB_F_TRANSPORT | VB_F_BLK | \
 			 (1ULL << VIRTIO_F_NOTIFY_ON_EMPTY) | \
-			 (1ULL << VIRTIO_BLK_F_CONFIG_WCE))
+			 (1ULL << VIRTIO_BLK_F_CONFIG_WCE) | \
+			 (1ULL << VHOST_F_LOG_ALL))
 
 struct vb_region {
 	uint64_t gpa;
@@ -194,6 +195,9 @@ int vb_write_text(const char *path, const char *text);
 /* Read @path into @buf, NUL-terminated; the length read or -errno. */
 int vb_read_text(const char *path, char *buf, size_t len);
 
+/* fdinfo of a /dev/vhost-blk fd: the sum over its queues of vqN.@field. */
+long long vb_fdinfo_vq_sum(int fd, const char *field);
+
 /* Threads. */
 /* The comm of the worker a device owned by @owner starts (TASK_COMM_LEN). */
 void vb_worker_name(char *name, size_t len, pid_t owner);
@@ -287,6 +291,49 @@ int vb_backend_read(const struct vb_backend *b, uint64_t off, void *buf,
 		    size_t len);
 int vb_backend_write(const struct vb_backend *b, uint64_t off,
 		     const void *buf, size_t len);
+
+/*
+ * Dirty log (VHOST_SET_LOG_BASE): one bit per 4 KiB guest-physical page,
+ * enough bits for the highest address of the memory, then a PROT_NONE
+ * guard page.  fd is the log eventfd (VHOST_SET_LOG_FD), or -1.
+ */
+#define VB_LOG_PAGE	4096ULL
+
+struct vb_log {
+	uint8_t *bits;
+	size_t len;		/* bytes of bitmap */
+	size_t map_len;		/* mapping: bitmap pages + guard page */
+	int fd;
+};
+
+int vb_log_init(struct vb_log *l, const struct vb_mem *m);
+void vb_log_free(struct vb_log *l);
+/*
+ * What QEMU does when migration starts: SET_LOG_BASE, SET_LOG_FD,
+ * SET_FEATURES with VHOST_F_LOG_ALL, then VHOST_VRING_F_LOG on every
+ * queue with its used ring's guest-physical address.  0 or -errno.
+ */
+int vb_log_start(struct vb_dev *d, struct vb_log *l);
+/* And when it ends: LOG_ALL off, then the rings' log flag off. */
+int vb_log_stop(struct vb_dev *d);
+/* SET_VRING_ADDR with the current rings and the log flag @on at @gpa. */
+int vb_vring_log(struct vb_dev *d, struct vb_vq *vq, bool on, uint64_t gpa);
+bool vb_log_test(const struct vb_log *l, uint64_t gpa);
+void vb_log_clear(struct vb_log *l);
+/* The first page at or after @gpa whose bit is set, or UINT64_MAX. */
+uint64_t vb_log_next(const struct vb_log *l, uint64_t gpa);
+unsigned int vb_log_count(const struct vb_log *l);
+/* Read (and reset) the log eventfd's counter; 0 if it was not signalled. */
+uint64_t vb_log_signals(const struct vb_log *l);
+
+/*
+ * The end of the user address space: 2^47 - 4 KiB, or 2^56 - 4 KiB with
+ * 5-level paging, where the kernel's access_ok() allows more.
+ */
+uint64_t vb_user_top(void);
+
+/* The number after "@key:" in the device's fdinfo, or -1 if absent. */
+long long vb_fdinfo_num(int fd, const char *key);
 
 /* A device-mapper device made with dmsetup (tests skip without it). */
 struct vb_dm {

@@ -142,6 +142,8 @@ FIXTURE(cg) {
 	dev_t dev;
 	uint64_t buf;
 	uint8_t *tmp;
+	bool buffered;		/* a file in the page cache, the disk below */
+	bool memcg;		/* the memory controller is on in cg[] */
 };
 
 FIXTURE_VARIANT(cg) {
@@ -150,6 +152,12 @@ FIXTURE_VARIANT(cg) {
 
 FIXTURE_VARIANT_ADD(cg, brd) { .kind = "brd" };
 FIXTURE_VARIANT_ADD(cg, nullb) { .kind = "nullb" };
+/*
+ * An image file on ext4, opened without O_DIRECT: the module serves its
+ * requests from the workqueue, and what reaches the disk is the page
+ * cache's writeback, which must be charged to the owner all the same.
+ */
+FIXTURE_VARIANT_ADD(cg, ext4_buffered) { .kind = "ext4" };
 
 static int cg_enter(const char *cg)
 {
@@ -182,9 +190,13 @@ FIXTURE_SETUP(cg)
 	snprintf(path, sizeof(path), "%s/cgroup.controllers", self->root);
 	if (vb_read_text(path, ctl, sizeof(ctl)) < 0 || !strstr(ctl, "io"))
 		SKIP(return, "the cgroup2 io controller is not available (v1 holds it?)");
+	self->buffered = !strcmp(variant->kind, "ext4");
 	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", self->root);
 	if (vb_write_text(path, "+io"))
 		SKIP(return, "cannot enable the io controller in %s", path);
+	self->memcg = strstr(ctl, "memory") && !vb_write_text(path, "+memory");
+	if (self->buffered && !self->memcg)
+		SKIP(return, "cannot enable the memory controller in %s", path);
 	/* "0::/some/path": where to go back to */
 	ASSERT_LT(0, task_cgroup(0, line, sizeof(line)));
 	line[strcspn(line, "\n")] = 0;
@@ -199,15 +211,21 @@ FIXTURE_SETUP(cg)
 	snprintf(path, sizeof(path), "%s/io.stat", self->cg[0]);
 	if (access(path, F_OK))
 		SKIP(return, "no io.stat in a fresh cgroup");
+	/*
+	 * A before the backend and SET_OWNER: the worker is created there,
+	 * and a new file's inode is written back for the cgroup that made it.
+	 */
+	ASSERT_EQ(0, cg_enter(self->cg[0]));
 	ret = vb_backend_create(&self->b, variant->kind, DISK_SIZE, 0, &why);
 	if (ret < 0)
 		SKIP(return, "%s: %s (%s)", variant->kind, why, strerror(-ret));
-	ASSERT_EQ(0, fstat(self->b.fd, &st));
+	/* For a file, the counters are the disk's under its file system. */
+	ret = self->buffered ? stat(self->b.loopdev, &st) :
+			       fstat(self->b.fd, &st);
+	ASSERT_EQ(0, ret);
 	self->dev = st.st_rdev;
 	self->tmp = malloc(IO_LEN);
 	ASSERT_NE(NULL, self->tmp);
-	/* A before SET_OWNER: the worker is created there */
-	ASSERT_EQ(0, cg_enter(self->cg[0]));
 }
 
 FIXTURE_TEARDOWN(cg)
@@ -267,6 +285,23 @@ static void cg_io(struct __test_metadata *_metadata, FIXTURE_DATA(cg) *self,
 	ASSERT_EQ(0, vb_vq_wait(&self->d.vq[0], count, 3 * VB_TIMEOUT_MS));
 	for (i = 0; i < count; i++)
 		ASSERT_EQ(VIRTIO_BLK_S_OK, r[i].status) TH_LOG("request %u", i);
+	/*
+	 * The page cache: the guest's flush writes its writes back, and
+	 * reads reach the disk once the clean pages are dropped.
+	 */
+	if (self->buffered && type == VIRTIO_BLK_T_OUT)
+		ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(&self->d.vq[0],
+						 VIRTIO_BLK_T_FLUSH, 0, 0, 0,
+						 0, NULL));
+}
+
+/* Before the guest reads: what it wrote is on the disk, not in memory. */
+static void cg_drop_caches(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(cg) *self)
+{
+	if (!self->buffered)
+		return;
+	ASSERT_EQ(0, vb_write_text("/proc/sys/vm/drop_caches", "1"));
 }
 
 TEST_F(cg, worker_is_in_the_cgroup_of_the_owner)
@@ -290,6 +325,7 @@ TEST_F(cg, guest_io_is_counted_in_the_owner_cgroup_io_stat)
 	cg_setup_device(_metadata, self);
 	ASSERT_EQ(0, read_io_stat(self->cg[0], self->dev, &s0));
 	cg_io(_metadata, self, VIRTIO_BLK_T_OUT, 2048, IO_COUNT);
+	cg_drop_caches(_metadata, self);
 	cg_io(_metadata, self, VIRTIO_BLK_T_IN, 2048, IO_COUNT);
 	ASSERT_EQ(0, read_io_stat(self->cg[0], self->dev, &s1));
 	ASSERT_LE(s0.wbytes + IO_COUNT * IO_LEN, s1.wbytes)
@@ -310,6 +346,7 @@ TEST_F(cg, guest_io_stays_in_the_set_owner_cgroup_after_the_vmm_moves)
 	ASSERT_EQ(0, read_io_stat(self->cg[0], self->dev, &a0));
 	ASSERT_EQ(0, read_io_stat(self->cg[1], self->dev, &b0));
 	cg_io(_metadata, self, VIRTIO_BLK_T_OUT, 4096, IO_COUNT);
+	cg_drop_caches(_metadata, self);
 	cg_io(_metadata, self, VIRTIO_BLK_T_IN, 4096, IO_COUNT);
 	ASSERT_EQ(0, read_io_stat(self->cg[0], self->dev, &a1));
 	ASSERT_EQ(0, read_io_stat(self->cg[1], self->dev, &b1));
@@ -335,7 +372,10 @@ TEST_F(cg, io_max_of_the_owner_cgroup_limits_guest_writes)
 	snprintf(path, sizeof(path), "%s/io.max", self->cg[0]);
 	if (access(path, F_OK))
 		SKIP(return, "no io.max (CONFIG_BLK_DEV_THROTTLING off)");
-	/* 1 MiB/s: the 2 MiB below take about 2 s, unthrottled a few ms */
+	/*
+	 * 1 MiB/s: the 2 MiB below take about 2 s, unthrottled a few ms (for
+	 * a file, the 2 MiB of writes and the flush that writes them back).
+	 */
 	snprintf(limit, sizeof(limit), "%u:%u wbps=1048576", major(self->dev),
 		 minor(self->dev));
 	ASSERT_EQ(0, vb_write_text(path, limit));
@@ -348,6 +388,87 @@ TEST_F(cg, io_max_of_the_owner_cgroup_limits_guest_writes)
 	/* reads are not limited, and detaching drains without a hang */
 	cg_io(_metadata, self, VIRTIO_BLK_T_IN, 0, IO_COUNT);
 	ASSERT_EQ(0, vb_set_backend(&self->d, -1));
+}
+
+static long long cg_memory_current(const char *cg)
+{
+	char path[400], val[64];
+
+	snprintf(path, sizeof(path), "%s/memory.current", cg);
+	if (vb_read_text(path, val, sizeof(val)) <= 0)
+		return -1;
+	return strtoll(val, NULL, 10);
+}
+
+/*
+ * The worker allocates each request's arrays with __GFP_ACCOUNT, which a
+ * kthread charges to nobody unless it names a memcg: with CG_QUEUES *
+ * CG_REQS 1 MiB reads held for 2 s by a slow null_blk, the owner's
+ * memory.current must hold their page and bio_vec arrays (6 KiB each).
+ */
+#define CG_QUEUES	4
+#define CG_REQS		100
+
+TEST_F(cg, worker_allocations_are_charged_to_the_owner_memcg)
+{
+	static const char *const attrs[] = {
+		"irqmode=2", "completion_nsec=2000000000",
+		"hw_queue_depth=1024", "max_sectors=2048", NULL,
+	};
+	static struct vb_req r[CG_QUEUES][CG_REQS];
+	struct vb_opts o = { .nvqs = CG_QUEUES, .num = 128 };
+	struct vb_backend slow = { .kind = NULL };
+	long long before, during;
+	const char *why = "";
+	unsigned int q, i;
+	uint64_t data;
+	int ret;
+
+	if (!self->memcg)
+		SKIP(return, "no cgroup2 memory controller");
+	if (strcmp(variant->kind, "nullb"))
+		SKIP(return, "runs once, in the nullb variant");
+	ret = vb_nullb_create_attrs(&slow, DISK_SIZE, attrs, 0, &why);
+	if (ret < 0)
+		SKIP(return, "slow null_blk: %s (%s)", why, strerror(-ret));
+	o.backend = slow.fd;
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	data = vb_alloc_data(&self->d.mem, 1 << 20);
+	ASSERT_NE(0, data);
+	/* Guest memory the pins would fault in is the owner's already. */
+	ASSERT_EQ(0, vb_fill(&self->d.mem, data, 0x5a, 1 << 20));
+	before = cg_memory_current(self->cg[0]);
+	ASSERT_LT(0, before);
+	for (q = 0; q < CG_QUEUES; q++) {
+		for (i = 0; i < CG_REQS; i++) {
+			r[q][i] = (struct vb_req){
+				.type = VIRTIO_BLK_T_IN, .sector = 0,
+				.data_gpa = data, .data_len = 1 << 20,
+				.layout = VB_L_INDIRECT,
+			};
+			ASSERT_EQ(0, vb_req_post(&self->d.vq[q], &r[q][i]));
+		}
+		vb_vq_kick(&self->d.vq[q]);
+	}
+	for (i = 0; i < VB_TIMEOUT_MS / 10; i++) {
+		if (vb_fdinfo_vq_sum(self->d.fd, "inflight") ==
+		    CG_QUEUES * CG_REQS)
+			break;
+		usleep(10000);
+	}
+	during = cg_memory_current(self->cg[0]);
+	TH_LOG("memory.current %lld -> %lld with %d requests in flight",
+	       before, during, CG_QUEUES * CG_REQS);
+	ASSERT_LE(before + (3 << 19), during);
+	for (q = 0; q < CG_QUEUES; q++) {
+		ASSERT_EQ(0, vb_vq_wait(&self->d.vq[q], CG_REQS,
+					3 * VB_TIMEOUT_MS));
+		for (i = 0; i < CG_REQS; i++)
+			ASSERT_EQ(VIRTIO_BLK_S_OK, r[q][i].status);
+	}
+	vb_dev_teardown(&self->d);
+	vb_backend_destroy(&slow);
 }
 
 /* -------------------------------------------------- worker lifetime */
