@@ -55,6 +55,15 @@
 /* Names devices in fdinfo and the trace. */
 static atomic_t vhost_blk_ids = ATOMIC_INIT(0);
 
+/*
+ * log=0 hides VHOST_F_LOG_ALL from the devices opened afterwards, as a
+ * module without dirty logging would: the VMM then blocks live migration.
+ */
+static bool vhost_blk_log = true;
+module_param_named(log, vhost_blk_log, bool, 0644);
+MODULE_PARM_DESC(log,
+		 "Offer VHOST_F_LOG_ALL (dirty-page logging, live migration) to devices opened afterwards. Default: true");
+
 static void vhost_blk_backend_put(struct vhost_blk_backend *be)
 {
 	if (!be)
@@ -210,7 +219,7 @@ static long vhost_blk_set_features(struct vhost_blk *blk, u64 __user *argp)
 
 	if (copy_from_user(&features, argp, sizeof(features)))
 		return -EFAULT;
-	if (features & ~VHOST_BLK_FEATURES)
+	if (features & ~blk->offered)
 		return -EOPNOTSUPP;
 	/* Upstream's check: the log must cover the memory table. */
 	if ((features & BIT_ULL(VHOST_F_LOG_ALL)) &&
@@ -332,7 +341,7 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 
 	switch (ioctl) {
 	case VHOST_GET_FEATURES:
-		features = VHOST_BLK_FEATURES;
+		features = blk->offered;
 		return copy_to_user(argp, &features, sizeof(features)) ?
 		       -EFAULT : 0;
 	case VHOST_GET_BACKEND_FEATURES:
@@ -424,6 +433,9 @@ static int vhost_blk_open(struct inode *inode, struct file *f)
 	if (!blk)
 		return -ENOMEM;
 	blk->id = atomic_inc_return(&vhost_blk_ids);
+	blk->offered = VHOST_BLK_FEATURES;
+	if (!READ_ONCE(vhost_blk_log))
+		blk->offered &= ~BIT_ULL(VHOST_F_LOG_ALL);
 	mutex_init(&blk->mutex);
 	init_waitqueue_head(&blk->drain_wq);
 	vhost_blk_blocking_init(blk);

@@ -401,6 +401,8 @@ struct vhost_blk_blocking {
 
 struct vhost_blk {
 	unsigned int id;		/* for fdinfo and the trace; immutable */
+	/* VHOST_GET_FEATURES: set at open (module parameter log); immutable */
+	u64 offered;
 	struct mutex mutex;		/* see above */
 	struct mm_struct *mm;		/* the owner's, with a user reference */
 	pid_t owner_tgid;		/* the owner's, for fdinfo */

@@ -80,22 +80,29 @@ NESTED_BOOTS=1
 # QEMU ($nested_qemu, kernel $nested_kernel, initramfs $nested_initramfs)
 # with KVM in the background, console to LOG, stderr to LOG.stderr; sets
 # nested_pid.  The guest has SECONDS to power off (nested_wait_exit); 30 s
-# before that its l2-init dumps its tasks' stacks on the console.
+# before that its l2-init dumps its tasks' stacks on the console.  With
+# NESTED_APPEND set, the console and stderr are appended to LOG and
+# LOG.stderr: a guest migrated to this QEMU goes on writing to the same log.
 nested_l2()
 {
-	local log=$1 qmp=$2 smp=$3 limit=$4 append=$5
+	local log=$1 qmp=$2 smp=$3 limit=$4 append=$5 console=(-serial "file:$log")
 
 	shift 5
 	nested_log=$log
 	nested_limit=$limit
 	nested_start=$SECONDS
+	if [ -n "${NESTED_APPEND:-}" ]; then
+		console=(-chardev "file,id=console,path=$log,append=on" -serial chardev:console)
+	else
+		: >"$log.stderr"
+	fi
 	"$nested_qemu" "${NESTED_FIRMWARE[@]}" -accel kvm -cpu max -M pc \
 		-smp "$smp" -m 512M -nodefaults -no-user-config -nographic \
-		-monitor none -serial "file:$log" \
+		-monitor none "${console[@]}" \
 		-qmp "unix:$qmp,server=on,wait=off" \
 		-kernel "$nested_kernel" -initrd "$nested_initramfs" \
 		-append "console=ttyS0 rdinit=/init quiet panic=-1 e2e.watchdog=$((limit - 30)) $append" \
-		"$@" </dev/null 2>"$log.stderr" &
+		"$@" </dev/null 2>>"$log.stderr" &
 	nested_pid=$!
 }
 

@@ -570,4 +570,58 @@ static void __attribute__((destructor)) log_fini(void)
 		vb_ext4_shared_done();
 }
 
+/* Open /dev/vhost-blk, own it, and read what it offers. */
+static int open_features(uint64_t *features)
+{
+	int fd = open(VB_DEV_PATH, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, VHOST_SET_OWNER) || ioctl(fd, VHOST_GET_FEATURES, features)) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+#define LOG_PARAM	"/sys/module/vhost_blk/parameters/log"
+
+/*
+ * log=0 makes the devices opened afterwards a module without dirty
+ * logging: no VHOST_F_LOG_ALL offered nor taken, which QEMU turns into a
+ * migration blocker.  A device keeps what it offered at open.
+ */
+TEST(log_parameter_off_hides_log_all_from_devices_opened_after)
+{
+	uint64_t all = 1ULL << VHOST_F_LOG_ALL, f, g;
+	char saved[8];
+	int off, on;
+
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	if (vb_read_text(LOG_PARAM, saved, sizeof(saved)) <= 0)
+		SKIP(return, "no log parameter");
+	ASSERT_EQ(0, vb_write_text(LOG_PARAM, "0"));
+	off = open_features(&f);
+	ASSERT_EQ(0, vb_write_text(LOG_PARAM, "1"));
+	ASSERT_LE(0, off) TH_LOG("open: %s", strerror(-off));
+	on = open_features(&g);
+	ASSERT_LE(0, on) TH_LOG("open: %s", strerror(-on));
+
+	EXPECT_EQ(0, f & all);
+	EXPECT_EQ(all, g & all);
+	EXPECT_EQ(f, g & ~all);
+	/* The device opened with log=0 refuses it, also now that log=1. */
+	f |= all;
+	EXPECT_EQ(EOPNOTSUPP, ERRNO(ioctl(off, VHOST_SET_FEATURES, &f)));
+	f &= ~all;
+	EXPECT_EQ(0, ERRNO(ioctl(off, VHOST_SET_FEATURES, &f)));
+	EXPECT_EQ(0, ERRNO(ioctl(on, VHOST_SET_FEATURES, &g)));
+	close(off);
+	close(on);
+	EXPECT_EQ(0, vb_write_text(LOG_PARAM, saved));
+}
+
 TEST_HARNESS_MAIN
