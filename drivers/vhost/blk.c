@@ -296,6 +296,27 @@ static long vhost_blk_set_seg_max(struct vhost_blk *blk, void __user *argp)
 }
 
 /*
+ * The discard and write-zeroes limits the VMM put in the configuration
+ * space: a guest that keeps to them never sends more.
+ */
+static long vhost_blk_set_limits(struct vhost_blk *blk, void __user *argp)
+{
+	struct vhost_blk_limits l;
+	int i;
+
+	if (copy_from_user(&l, argp, sizeof(l)))
+		return -EFAULT;
+	if (l.max_discard_seg > VHOST_BLK_MAX_DISCARD_SEG ||
+	    l.max_write_zeroes_seg > VHOST_BLK_MAX_DISCARD_SEG)
+		return -EINVAL;
+	vhost_blk_lock_vqs(blk);
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+		blk->vqs[i].limits = l;
+	vhost_blk_unlock_vqs(blk);
+	return 0;
+}
+
+/*
  * Tear the device down to the state of a freshly opened file: stop
  * listening to kicks, detach the backend (draining every queue), stop the
  * worker, and drop every reference the owner gave us.
@@ -391,6 +412,9 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 		break;
 	case VHOST_BLK_SET_SEG_MAX:
 		ret = vhost_blk_set_seg_max(blk, argp);
+		break;
+	case VHOST_BLK_SET_LIMITS:
+		ret = vhost_blk_set_limits(blk, argp);
 		break;
 	case VHOST_NEW_WORKER:
 	case VHOST_FREE_WORKER:
@@ -491,6 +515,14 @@ static void vhost_blk_show_device(struct seq_file *m, struct vhost_blk *blk)
 	seq_printf(m, "log_all:\t%d\n",
 		   !!(blk->features & BIT_ULL(VHOST_F_LOG_ALL)));
 	seq_printf(m, "log_fd:\t%d\n", !!blk->log_ctx);
+	/* Set on every queue at once, under the device mutex too. */
+	seq_printf(m, "seg_max:\t%u\n", blk->vqs[0].seg_max);
+	seq_printf(m, "discard_limits:\t%u %u\n",
+		   blk->vqs[0].limits.max_discard_sectors,
+		   blk->vqs[0].limits.max_discard_seg);
+	seq_printf(m, "write_zeroes_limits:\t%u %u\n",
+		   blk->vqs[0].limits.max_write_zeroes_sectors,
+		   blk->vqs[0].limits.max_write_zeroes_seg);
 	if (!be) {
 		seq_puts(m, "backend:\tnone\n");
 		return;

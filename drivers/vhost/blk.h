@@ -359,6 +359,7 @@ struct vhost_blk_vq {
 	unsigned int nr_readable;
 	unsigned int nr_descs;		/* descriptors of the chain */
 	u32 seg_max;			/* VHOST_BLK_SET_SEG_MAX; 0: none */
+	struct vhost_blk_limits limits;	/* VHOST_BLK_SET_LIMITS; 0: none */
 
 	struct vhost_blk_vq_stats stats;
 

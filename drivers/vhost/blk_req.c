@@ -490,10 +490,17 @@ static bool vhost_blk_range_ok(struct vhost_blk_backend *be, u64 sector,
 static u8 vhost_blk_req_get_segs(struct vhost_blk_req *req, u64 payload)
 {
 	struct vhost_blk_vq *vq = req->vq;
+	bool discard = req->type == VIRTIO_BLK_T_DISCARD;
+	u32 max_seg = discard ? vq->limits.max_discard_seg :
+				vq->limits.max_write_zeroes_seg;
+	u32 max_sectors = discard ? vq->limits.max_discard_sectors :
+				    vq->limits.max_write_zeroes_sectors;
 	unsigned int i;
 
+	if (!max_seg)
+		max_seg = VHOST_BLK_MAX_DISCARD_SEG;
 	if (!payload || payload % sizeof(*req->segs) ||
-	    payload > VHOST_BLK_MAX_DISCARD_SEG * sizeof(*req->segs))
+	    payload > max_seg * sizeof(*req->segs))
 		return VIRTIO_BLK_S_IOERR;
 	req->bytes = 0;
 	req->nr_segs = payload / sizeof(*req->segs);
@@ -512,7 +519,9 @@ static u8 vhost_blk_req_get_segs(struct vhost_blk_req *req, u64 payload)
 			return VIRTIO_BLK_S_UNSUPP;
 		if (!vhost_blk_range_ok(req->be,
 					le64_to_cpu(req->segs[i].sector),
-					le32_to_cpu(req->segs[i].num_sectors)))
+					le32_to_cpu(req->segs[i].num_sectors)) ||
+		    (max_sectors &&
+		     le32_to_cpu(req->segs[i].num_sectors) > max_sectors))
 			return VIRTIO_BLK_S_IOERR;
 		req->bytes += (u64)le32_to_cpu(req->segs[i].num_sectors) <<
 			      VHOST_BLK_SECTOR_SHIFT;

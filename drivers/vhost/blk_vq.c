@@ -1257,6 +1257,7 @@ void vhost_blk_vq_init(struct vhost_blk_vq *vq)
 	vq->mem = NULL;
 	memset(vq->serial, 0, sizeof(vq->serial));
 	vq->seg_max = 0;
+	memset(&vq->limits, 0, sizeof(vq->limits));
 	vq->kick = NULL;
 	vq->poll.wqh = NULL;
 	vq->call_ctx = NULL;

@@ -98,4 +98,22 @@ struct vhost_vring_worker {
 /* Largest seg_max: an indirect table of 1024 entries, header and status. */
 #define VHOST_BLK_MAX_SEG_MAX	1022
 
+/*
+ * Tell the device the discard and write-zeroes limits of the configuration
+ * space (virtio 1.2, 5.2.4): the most sectors of one segment and the most
+ * segments of one request, for each.  A request past a limit then fails
+ * with VIRTIO_BLK_S_IOERR before any of it is done.  0 sets no limit
+ * beyond the device's own (VHOST_BLK_MAX_DISCARD_SEG segments, and a
+ * segment inside the disk); a segment count above VHOST_BLK_MAX_DISCARD_SEG
+ * fails with EINVAL.  VHOST_RESET_OWNER returns to 0.
+ */
+struct vhost_blk_limits {
+	__u32 max_discard_sectors;
+	__u32 max_discard_seg;
+	__u32 max_write_zeroes_sectors;
+	__u32 max_write_zeroes_seg;
+};
+
+#define VHOST_BLK_SET_LIMITS	_IOW(VHOST_VIRTIO, 0xFA, struct vhost_blk_limits)
+
 #endif /* _UAPI_LINUX_VHOST_BLK_H */

@@ -210,6 +210,7 @@ TEST_F(dp, more_descriptors_than_seg_max_fails_with_ioerr)
 	uint32_t seg_max = 8, ul, i;
 
 	ASSERT_EQ(0, ioctl(self->d.fd, VHOST_BLK_SET_SEG_MAX, &seg_max));
+	ASSERT_EQ(8, vb_fdinfo_num(self->d.fd, "seg_max"));
 	dp_write(_metadata, self, 0, 8 * VB_SECTOR, 1, 0);
 	for (i = 0; i < 2; i++) {
 		/* 8 data descriptors, header and status: seg_max + 2. */
@@ -442,6 +443,99 @@ TEST_F(dp, write_zeroes_with_16_segments_zeroes_all_of_them)
 		ASSERT_EQ(0, memcmp(self->tmp + (i * 32 + 8) * 512,
 				    self->tmp2 + (i * 32 + 8) * 512, 24 * 512));
 	}
+}
+
+/* A discard or write-zeroes of @n segments of @nsect sectors at 4096. */
+static int dp_dwz_segs(FIXTURE_DATA(dp) *self, uint32_t type,
+		       unsigned int n, uint32_t nsect)
+{
+	struct virtio_blk_discard_write_zeroes seg[VHOST_BLK_MAX_DISCARD_SEG] = {};
+	unsigned int i;
+	uint32_t ul = 0;
+	int st;
+
+	for (i = 0; i < n; i++) {
+		seg[i].sector = htole64(4096 + 64 * i);
+		seg[i].num_sectors = htole32(nsect);
+	}
+	vb_write(&self->d.mem, self->buf, seg, n * sizeof(seg[0]));
+	st = vb_io(self->vq, type, 0, self->buf, n * sizeof(seg[0]), 0, &ul);
+	return ul == 1 ? st : -1;
+}
+
+/*
+ * With VHOST_BLK_SET_LIMITS a discard or write-zeroes past the limits the
+ * guest was told fails with IOERR and does nothing: one guest cannot
+ * make the device zero the whole disk in one request the VMM capped.
+ * All zeroes lifts the limits again.
+ */
+TEST_F(dp, discard_and_write_zeroes_past_the_vmm_limits_fail_with_ioerr)
+{
+	struct vhost_blk_limits l = {
+		.max_discard_sectors = 8, .max_discard_seg = 2,
+		.max_write_zeroes_sectors = 16, .max_write_zeroes_seg = 1,
+	};
+
+	char *text = malloc(VB_FDINFO_MAX), val[64];
+
+	ASSERT_NE(NULL, text);
+	ASSERT_EQ(0, ioctl(self->d.fd, VHOST_BLK_SET_LIMITS, &l));
+	/* fdinfo shows what the VMM set. */
+	ASSERT_LT(0, vb_fdinfo_read(self->d.fd, text, VB_FDINFO_MAX));
+	ASSERT_NE(NULL, vb_fdinfo_get(text, "discard_limits", val, sizeof(val)));
+	ASSERT_STREQ("8 2", val);
+	ASSERT_NE(NULL, vb_fdinfo_get(text, "write_zeroes_limits", val,
+				      sizeof(val)));
+	ASSERT_STREQ("16 1", val);
+	free(text);
+	dp_write(_metadata, self, 4096, 64 * 4 * VB_SECTOR, 5, 0);
+	/* Past a limit: nothing is zeroed. */
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  dp_dwz_segs(self, VIRTIO_BLK_T_WRITE_ZEROES, 1, 17));
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  dp_dwz_segs(self, VIRTIO_BLK_T_WRITE_ZEROES, 2, 1));
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  dp_dwz_segs(self, VIRTIO_BLK_T_DISCARD, 1, 9));
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  dp_dwz_segs(self, VIRTIO_BLK_T_DISCARD, 3, 1));
+	dp_check(_metadata, self, 4096, 64 * 4 * VB_SECTOR, 5, 0);
+	ASSERT_FALSE(vb_fd_signalled(self->vq->err));
+	/* At the limits: done. */
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  dp_dwz_segs(self, VIRTIO_BLK_T_WRITE_ZEROES, 1, 16));
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  dp_dwz_segs(self, VIRTIO_BLK_T_DISCARD, 2, 8));
+	ASSERT_EQ(0, vb_backend_read(&self->b, 4096 * VB_SECTOR, self->tmp2,
+				     16 * VB_SECTOR));
+	ASSERT_TRUE(vb_is_zero(self->tmp2, 16 * VB_SECTOR));
+	/* No limits: the device's own, 16 segments. */
+	memset(&l, 0, sizeof(l));
+	ASSERT_EQ(0, ioctl(self->d.fd, VHOST_BLK_SET_LIMITS, &l));
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  dp_dwz_segs(self, VIRTIO_BLK_T_WRITE_ZEROES,
+			      VHOST_BLK_MAX_DISCARD_SEG, 64));
+	ASSERT_EQ(0, vb_backend_read(&self->b, 4096 * VB_SECTOR, self->tmp2,
+				     64 * 4 * VB_SECTOR));
+	ASSERT_TRUE(vb_is_zero(self->tmp2, 64 * 4 * VB_SECTOR));
+}
+
+TEST_F(dp, limits_above_16_segments_fail_with_einval)
+{
+	struct vhost_blk_limits l = { .max_discard_seg =
+					VHOST_BLK_MAX_DISCARD_SEG + 1 };
+
+	ASSERT_EQ(-1, ioctl(self->d.fd, VHOST_BLK_SET_LIMITS, &l));
+	ASSERT_EQ(EINVAL, errno);
+	l.max_discard_seg = 0;
+	l.max_write_zeroes_seg = VHOST_BLK_MAX_DISCARD_SEG + 1;
+	ASSERT_EQ(-1, ioctl(self->d.fd, VHOST_BLK_SET_LIMITS, &l));
+	ASSERT_EQ(EINVAL, errno);
+	ASSERT_EQ(-1, ioctl(self->d.fd, VHOST_BLK_SET_LIMITS, NULL));
+	ASSERT_EQ(EFAULT, errno);
+	/* Nothing was set: 16 segments still go through. */
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  dp_dwz_segs(self, VIRTIO_BLK_T_DISCARD,
+			      VHOST_BLK_MAX_DISCARD_SEG, 8));
 }
 
 TEST_F(dp, discard_or_write_zeroes_past_the_end_fails_with_ioerr)

@@ -155,9 +155,11 @@ static const struct fz_ioctl fz_ioctls[] = {
 	{ VHOST_BLK_GET_WRITEBACK, "VHOST_BLK_GET_WRITEBACK", { 0 } },
 	/*
 	 * Known, so never sent as an unknown ioctl; not fuzzed either: a
-	 * small seg_max would fail the oracle queue's requests.
+	 * small seg_max would fail the oracle queue's requests (and limits
+	 * its discards).
 	 */
 	{ VHOST_BLK_SET_SEG_MAX, "VHOST_BLK_SET_SEG_MAX", { EINVAL } },
+	{ VHOST_BLK_SET_LIMITS, "VHOST_BLK_SET_LIMITS", { EINVAL } },
 };
 
 static const int fz_common_errs[] = { EPERM, EFAULT, ENOTTY };
