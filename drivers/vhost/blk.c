@@ -350,6 +350,7 @@ static void vhost_blk_reset(struct vhost_blk *blk)
 		mmput(blk->mm);
 		blk->mm = NULL;
 	}
+	memset(&blk->kcov, 0, sizeof(blk->kcov));
 }
 
 static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,

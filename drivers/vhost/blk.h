@@ -413,6 +413,12 @@ struct vhost_blk {
 	 */
 	struct cgroup_subsys_state *owner_blkcg;
 	struct mem_cgroup *owner_memcg;
+	/*
+	 * The owner's kcov common handle at SET_OWNER, none without one: the
+	 * workers' coverage goes to the kcov of the task that took the
+	 * device, as in upstream vhost (Documentation/dev-tools/kcov.rst).
+	 */
+	struct vhost_blk_kcov kcov;
 	struct vhost_blk_worker *workers[VHOST_BLK_MAX_WORKERS];
 	struct vhost_blk_backend *be;
 	struct vhost_blk_mem *mem;	/* also under every vq->mutex */

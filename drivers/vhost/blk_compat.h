@@ -12,9 +12,25 @@
 #include <linux/blkdev.h>
 #include <linux/eventfd.h>
 #include <linux/fs.h>
+#include <linux/kcov.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
 #include <linux/version.h>
+
+/*
+ * v7.2, 5a13e296a3e3 (the kcov common-handle refactor: "Store common
+ * handle IDs in struct kcov_common_handle_id"): kcov_common_handle()
+ * returns that struct, empty without CONFIG_KCOV, where it returned a
+ * u64; kcov_remote_start_common() takes it.  Checked against 7.2.13's
+ * include/linux/kcov.h.  struct vhost_blk_kcov holds either.
+ */
+struct vhost_blk_kcov {
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 2, 0)
+	struct kcov_common_handle_id id;
+#else
+	u64 id;
+#endif
+};
 
 /* v6.8, "eventfd: simplify eventfd_signal()": the count argument is gone. */
 static inline void vhost_blk_eventfd_signal(struct eventfd_ctx *ctx)

@@ -10,6 +10,7 @@
  * the core into the device.
  */
 #include <linux/cgroup.h>
+#include <linux/kcov.h>
 #include <linux/kthread.h>
 #include <linux/memcontrol.h>
 #include <linux/mmu_context.h>
@@ -245,6 +246,8 @@ static int vhost_blk_worker(void *data)
 		}
 		__set_current_state(TASK_RUNNING);
 		WRITE_ONCE(w->busy, true);
+		/* Nothing without CONFIG_KCOV or an owner that traces. */
+		kcov_remote_start_common(blk->kcov.id);
 		for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
 			struct vhost_blk_vq *vq = &blk->vqs[i];
 
@@ -257,6 +260,7 @@ static int vhost_blk_worker(void *data)
 		}
 		cond_resched();
 		vhost_blk_busy_poll(w);
+		kcov_remote_stop();
 	}
 	/* Queues still armed were stopped: their rings are not ours now. */
 	w->poll_armed = 0;
@@ -424,6 +428,7 @@ long vhost_blk_set_owner(struct vhost_blk *blk)
 	if (!mm)
 		return -EINVAL;
 	blk->mm = mm;
+	blk->kcov.id = kcov_common_handle();
 	vhost_blk_owner_cgroups_get(blk);
 	w = vhost_blk_worker_create(blk);
 	if (IS_ERR(w)) {

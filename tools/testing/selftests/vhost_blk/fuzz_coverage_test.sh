@@ -56,8 +56,21 @@ if ! _module_loaded; then
 	ktap_test_skip "$name: vhost_blk is not loaded"
 else
 	# The fuzzer's own lines become KTAP diagnostics.
-	"$fuzz" "${args[@]}" 2>&1 | sed -e 's/^\([^#]\)/# \1/'
-	case ${PIPESTATUS[0]} in
+	log=$(mktemp /tmp/vb-fuzz-log.XXXXXX)
+	"$fuzz" "${args[@]}" 2>&1 | tee "$log" | sed -e 's/^\([^#]\)/# \1/'
+	status=${PIPESTATUS[0]}
+	# With kcov: the PCs reached against the module's instrumented
+	# sites, one call of __sanitizer_cov_trace_pc each.
+	reached=$(sed -n 's/.*coverage: \([0-9]*\) distinct vhost_blk PCs.*/\1/p' "$log")
+	if [ -n "$reached" ] && [ -f "${VHOST_BLK_MODULE:-}" ] &&
+	   command -v readelf >/dev/null; then
+		sites=$(readelf -rW "$VHOST_BLK_MODULE" |
+			grep -c '__sanitizer_cov_trace_pc' || true)
+		[ "${sites:-0}" -gt 0 ] &&
+			echo "# coverage: $reached of $sites instrumented sites of vhost_blk.ko ($((reached * 100 / sites))%)"
+	fi
+	rm -f "$log"
+	case $status in
 	0)	ktap_test_pass "$name" ;;
 	4)	ktap_test_skip "$name: the fuzzer had nothing to run on" ;;
 	*)	ktap_test_fail "$name" ;;

@@ -39,9 +39,11 @@
  * Coverage: with /sys/kernel/debug/kcov every thread that makes system
  * calls traces its own PCs (kcov is per task) and keeps those inside
  * vhost_blk's .text; an input that reached new PCs is saved to the
- * corpus directory.  The worker kthreads are not traced (the module has
- * no kcov_remote_start()): coverage is that of the ioctl paths and of
- * what runs synchronously in the callers, the kick wake-up among them.
+ * corpus directory.  The case's main thread, which sets the device up,
+ * traces remotely instead (KCOV_REMOTE_ENABLE with a common handle): the
+ * module hands that handle, taken at SET_OWNER, to its workers, whose
+ * PCs then land in that thread's buffer.  A device a VMM thread sets up
+ * again (RESET_OWNER, reopen) has no handle: its workers go untraced.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -562,8 +564,21 @@ static const char *fz_kcov_probe(void)
 	return fz_cov_set ? NULL : "out of memory";
 }
 
-static void fz_kcov_start(struct fz_kcov *k)
+/*
+ * Trace the calling thread: its own calls, or with @remote the sections
+ * of the module's workers for a device this thread takes with SET_OWNER
+ * (kcov's common handle, one per process: cases run one at a time), not
+ * its own calls.
+ */
+static void fz_kcov_open(struct fz_kcov *k, bool remote)
 {
+	struct kcov_remote_arg arg = {
+		.trace_mode = KCOV_TRACE_PC,
+		.area_size = COVER_SIZE,
+		.common_handle = kcov_remote_handle(KCOV_SUBSYSTEM_COMMON,
+						    getpid() & KCOV_INSTANCE_MASK),
+	};
+
 	k->fd = -1;
 	k->cover = NULL;
 	if (!fz_kcov)
@@ -577,7 +592,8 @@ static void fz_kcov_start(struct fz_kcov *k)
 			PROT_READ | PROT_WRITE, MAP_SHARED, k->fd, 0);
 	if (k->cover == MAP_FAILED)
 		goto err;
-	if (ioctl(k->fd, KCOV_ENABLE, KCOV_TRACE_PC)) {
+	if (remote ? ioctl(k->fd, KCOV_REMOTE_ENABLE, &arg) :
+		     ioctl(k->fd, KCOV_ENABLE, KCOV_TRACE_PC)) {
 		munmap(k->cover, COVER_SIZE * sizeof(unsigned long));
 		goto err;
 	}
@@ -587,6 +603,16 @@ err:
 	k->cover = NULL;
 	close(k->fd);
 	k->fd = -1;
+}
+
+static void fz_kcov_start(struct fz_kcov *k)
+{
+	fz_kcov_open(k, false);
+}
+
+static void fz_kcov_remote_start(struct fz_kcov *k)
+{
+	fz_kcov_open(k, true);
 }
 
 /* Move what the thread traced since the last call into the global set. */
@@ -1985,6 +2011,7 @@ static int fz_run_case(const uint8_t *input, bool *new_cov)
 		fz_vmm, fz_vmm, fz_guest1, fz_mutator, fz_guest2, fz_oracle,
 	};
 	static struct fz_case c;
+	struct fz_kcov remote;
 	struct fz_thread th[STREAMS];
 	pthread_t tid[STREAMS];
 	pthread_rwlockattr_t ra;
@@ -2004,8 +2031,10 @@ static int fz_run_case(const uint8_t *input, bool *new_cov)
 
 	fz_phase = "setup";
 	FZ_WRITE(fz_deadline, now_ms() + FZ_CASE_LIMIT_S * 1000);
+	fz_kcov_remote_start(&remote);
 	ret = fz_setup(&c);
 	if (ret) {
+		fz_kcov_stop(&c, &remote);
 		printf("not ok: case setup on %s: %s\n# reproduce: %s\n",
 		       c.be ? c.be->kind : "?", strerror(-ret), fz_repro);
 		return 1;
@@ -2039,6 +2068,8 @@ static int fz_run_case(const uint8_t *input, bool *new_cov)
 	if (now_ms() - t0 > FZ_CLOSE_LIMIT_S * 1000)
 		fz_fail(&c, "close() took %lld ms", (long long)(now_ms() - t0));
 	FZ_WRITE(fz_deadline, 0);
+	/* the workers are gone: their last sections are in the buffer */
+	fz_kcov_stop(&c, &remote);
 	fz_phase = "idle";
 	vb_dev_teardown(&c.d);
 	munmap(c.logbits, FZ_LOG_BYTES);
