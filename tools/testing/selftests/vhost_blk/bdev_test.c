@@ -27,32 +27,6 @@
 #define LEN		(16 * 1024)
 #define NO_EVENT_IDX	(VB_F_TRANSPORT & ~(1ULL << VIRTIO_RING_F_EVENT_IDX))
 
-/* Read @len bytes at @sector through the device into @out; the status. */
-static int dev_read(struct vb_vq *vq, uint64_t gpa, uint64_t sector,
-		    uint32_t len, void *out, uint32_t *ul)
-{
-	int ret;
-
-	vb_fill(&vq->dev->mem, gpa, 0xaa, len);
-	ret = vb_io(vq, VIRTIO_BLK_T_IN, sector, gpa, len, 0, ul);
-	vb_read(&vq->dev->mem, gpa, out, len);
-	return ret;
-}
-
-/* Write the pattern of (@sector, @seed) at @sector through the device. */
-static int dev_write(struct vb_vq *vq, uint64_t gpa, uint64_t sector,
-		     uint32_t len, uint32_t seed, uint32_t *ul)
-{
-	uint8_t *p = malloc(len);
-
-	if (!p)
-		return -ENOMEM;
-	vb_pattern(p, len, sector, seed);
-	vb_write(&vq->dev->mem, gpa, p, len);
-	free(p);
-	return vb_io(vq, VIRTIO_BLK_T_OUT, sector, gpa, len, 0, ul);
-}
-
 /* ---------------------------------------------- read-only block device */
 
 FIXTURE(ro) {
@@ -134,11 +108,13 @@ TEST_F(ro, write_fails_with_ioerr_and_leaves_the_data)
 {
 	uint32_t ul = 0;
 
-	ASSERT_EQ(VIRTIO_BLK_S_IOERR, dev_write(self->vq, self->buf,
-						RO_SECTOR, LEN, 12, &ul));
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  vb_io_write_pattern(self->vq, self->buf, RO_SECTOR, LEN, 12,
+				      &ul));
 	ASSERT_EQ(1, ul);
-	ASSERT_EQ(VIRTIO_BLK_S_IOERR, dev_write(self->vq, self->buf,
-						RO_SECTOR + 8, 512, 12, &ul));
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  vb_io_write_pattern(self->vq, self->buf, RO_SECTOR + 8, 512,
+				      12, &ul));
 	ro_expect_unchanged(_metadata, self);
 }
 
@@ -166,8 +142,9 @@ TEST_F(ro, reads_return_the_device_content)
 {
 	uint32_t ul = 0;
 
-	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_read(self->vq, self->buf, RO_SECTOR,
-					    LEN, self->got, &ul));
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  vb_io_read_to(self->vq, self->buf, RO_SECTOR, LEN, self->got,
+				&ul));
 	ASSERT_EQ(LEN + 1, ul);
 	ASSERT_EQ(0, memcmp(self->want, self->got, LEN));
 }
@@ -214,13 +191,15 @@ TEST_F(ro, writes_succeed_after_clearing_ro_and_attaching_again)
 	uint32_t ul = 0;
 	int zero = 0;
 
-	ASSERT_EQ(VIRTIO_BLK_S_IOERR, dev_write(self->vq, self->buf,
-						RO_SECTOR, LEN, 13, &ul));
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  vb_io_write_pattern(self->vq, self->buf, RO_SECTOR, LEN, 13,
+				      &ul));
 	ASSERT_EQ(0, ioctl(self->b.fd, BLKROSET, &zero));
 	self->ro_set = false;
 	ASSERT_EQ(0, vb_set_backend(&self->d, self->b.fd));
-	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf, RO_SECTOR,
-					     LEN, 13, &ul));
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  vb_io_write_pattern(self->vq, self->buf, RO_SECTOR, LEN, 13,
+				      &ul));
 	vb_pattern(self->want, LEN, RO_SECTOR, 13);
 	ro_expect_unchanged(_metadata, self);
 }
@@ -233,16 +212,18 @@ TEST_F(ro, read_only_is_followed_while_attached)
 	/* writable again, without attaching again */
 	ASSERT_EQ(0, ioctl(self->b.fd, BLKROSET, &zero));
 	self->ro_set = false;
-	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf, RO_SECTOR,
-					     LEN, 14, &ul));
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  vb_io_write_pattern(self->vq, self->buf, RO_SECTOR, LEN, 14,
+				      &ul));
 	vb_pattern(self->want, LEN, RO_SECTOR, 14);
 	ro_expect_unchanged(_metadata, self);
 
 	/* and read-only again: the next write must not reach the device */
 	ASSERT_EQ(0, ioctl(self->b.fd, BLKROSET, &one));
 	self->ro_set = true;
-	ASSERT_EQ(VIRTIO_BLK_S_IOERR, dev_write(self->vq, self->buf,
-						RO_SECTOR, LEN, 15, &ul));
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  vb_io_write_pattern(self->vq, self->buf, RO_SECTOR, LEN, 15,
+				      &ul));
 	ASSERT_EQ(1, ul);
 	ro_expect_unchanged(_metadata, self);
 }
@@ -251,7 +232,7 @@ TEST_F(ro, read_only_is_followed_while_attached)
 
 #define SLOW_NUM	16
 /* null_blk completes each request by a timer this long after submission */
-#define SLOW_NSEC	"400000000"
+#define SLOW_MS		400
 
 FIXTURE(slow) {
 	struct vb_dev d;
@@ -262,10 +243,6 @@ FIXTURE(slow) {
 
 FIXTURE_SETUP(slow)
 {
-	static const char *const attrs[] = {
-		"irqmode=2", "completion_nsec=" SLOW_NSEC, "hw_queue_depth=64",
-		NULL
-	};
 	const char *why = "";
 	int ret;
 
@@ -274,7 +251,7 @@ FIXTURE_SETUP(slow)
 	self->b.kind = NULL;
 	if (access(VB_DEV_PATH, F_OK))
 		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
-	ret = vb_nullb_create_attrs(&self->b, DISK_SIZE, attrs, 0, &why);
+	ret = vb_nullb_create_slow(&self->b, DISK_SIZE, SLOW_MS, 64, &why);
 	if (ret < 0)
 		SKIP(return, "slow null_blk: %s (%s)", why, strerror(-ret));
 }
@@ -656,15 +633,15 @@ TEST_F(dmhole, requests_touching_the_error_range_fail_with_ioerr)
 
 		ul = 0;
 		ASSERT_EQ(VIRTIO_BLK_S_IOERR,
-			  dev_read(self->vq, self->buf, in_hole[i].sector, len,
-				   self->got, &ul))
+			  vb_io_read_to(self->vq, self->buf, in_hole[i].sector,
+					len, self->got, &ul))
 			TH_LOG("read [%llu, +%u)",
 			       (unsigned long long)in_hole[i].sector,
 			       in_hole[i].n);
 		ASSERT_EQ(1, ul);
 		ASSERT_EQ(VIRTIO_BLK_S_IOERR,
-			  dev_write(self->vq, self->buf, in_hole[i].sector, len,
-				    i, &ul))
+			  vb_io_write_pattern(self->vq, self->buf,
+					      in_hole[i].sector, len, i, &ul))
 			TH_LOG("write [%llu, +%u)",
 			       (unsigned long long)in_hole[i].sector,
 			       in_hole[i].n);
@@ -682,12 +659,13 @@ TEST_F(dmhole, requests_outside_the_error_range_succeed_with_the_data)
 		uint64_t sector = outside[i].sector;
 		uint32_t len = outside[i].n * 512;
 
-		ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf,
-						     sector, len, 40 + i, &ul));
+		ASSERT_EQ(VIRTIO_BLK_S_OK,
+			  vb_io_write_pattern(self->vq, self->buf, sector, len,
+					      40 + i, &ul));
 		ASSERT_EQ(1, ul);
-		ASSERT_EQ(VIRTIO_BLK_S_OK, dev_read(self->vq, self->buf,
-						    sector, len, self->got,
-						    &ul));
+		ASSERT_EQ(VIRTIO_BLK_S_OK,
+			  vb_io_read_to(self->vq, self->buf, sector, len,
+					self->got, &ul));
 		ASSERT_EQ(len + 1, ul);
 		vb_pattern(self->want, len, sector, 40 + i);
 		ASSERT_EQ(0, memcmp(self->want, self->got, len))
@@ -708,8 +686,9 @@ TEST_F(dmhole, failed_writes_never_reach_the_device_below)
 	vb_pattern(self->want, 3 * 4096, HOLE - 8, 77);
 	ASSERT_EQ(0, vb_backend_write(&self->b, (HOLE - 8) * 512ULL,
 				      self->want, 3 * 4096));
-	ASSERT_EQ(VIRTIO_BLK_S_IOERR, dev_write(self->vq, self->buf, HOLE - 8,
-						3 * 4096, 78, &ul));
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  vb_io_write_pattern(self->vq, self->buf, HOLE - 8, 3 * 4096,
+				      78, &ul));
 	ASSERT_EQ(0, vb_backend_read(&self->b, HOLE * 512ULL, self->got,
 				     2 * 4096));
 	ASSERT_EQ(0, memcmp(self->want + 8 * 512, self->got, 2 * 4096))
@@ -762,8 +741,7 @@ TEST_F(dmhole, mixed_batch_fails_exactly_the_requests_in_the_hole)
 
 FIXTURE(quiesce) {
 	struct vb_dev d;
-	struct vb_backend b;
-	struct vb_dm dm;
+	struct vb_delay dl;
 	struct vb_vq *vq;
 	uint64_t buf;
 	struct vb_req r[QUIESCE_NUM];
@@ -774,37 +752,29 @@ FIXTURE(quiesce) {
 FIXTURE_SETUP(quiesce)
 {
 	struct vb_opts o = { .num = QUIESCE_NUM };
-	char table[320];
 	const char *why = "";
 	uint8_t *p;
 	int ret;
 
-	memset(&self->d, 0, sizeof(self->d));
-	self->d.fd = -1;
-	self->dm.fd = -1;
-	self->dm.name[0] = 0;
-	self->b.kind = NULL;
+	vb_dev_init(&self->d);
+	vb_delay_init(&self->dl);
 	self->snap = NULL;
 	if (access(VB_DEV_PATH, F_OK))
 		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
-	ret = vb_nullb_create_attrs(&self->b, DISK_SIZE, NULL, 0, &why);
+	ret = vb_delay_create(&self->dl, "vbt-delay", DISK_SIZE, NULL,
+			      QUIESCE_DELAY_MS, &why);
 	if (ret < 0)
-		SKIP(return, "null_blk: %s (%s)", why, strerror(-ret));
+		SKIP(return, "dm-delay over null_blk: %s (%s)", why,
+		     strerror(-ret));
+	/* on the null_blk itself, not delayed */
 	p = malloc(QUIESCE_NUM * QUIESCE_LEN);
 	ASSERT_NE(NULL, p);
 	vb_pattern(p, QUIESCE_NUM * QUIESCE_LEN, 0, QUIESCE_SEED);
-	ret = vb_backend_write(&self->b, 0, p, QUIESCE_NUM * QUIESCE_LEN);
+	ret = vb_backend_write(&self->dl.disk, 0, p,
+			       QUIESCE_NUM * QUIESCE_LEN);
 	free(p);
 	ASSERT_EQ(0, ret);
-	if (system("modprobe dm_delay 2>/dev/null"))
-		; /* built in, or dmsetup will say */
-	snprintf(table, sizeof(table), "0 %llu delay %s 0 %d",
-		 (unsigned long long)DISK_SECTORS, self->b.path,
-		 QUIESCE_DELAY_MS);
-	ret = vb_dm_create(&self->dm, "vbt-delay", table, &why);
-	if (ret < 0)
-		SKIP(return, "dm-delay: %s (%s)", why, strerror(-ret));
-	o.backend = self->dm.fd;
+	o.backend = self->dl.dm.fd;
 	ret = vb_dev_setup(&self->d, &o);
 	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
 	self->vq = &self->d.vq[0];
@@ -819,8 +789,7 @@ FIXTURE_SETUP(quiesce)
 FIXTURE_TEARDOWN(quiesce)
 {
 	vb_dev_teardown(&self->d);
-	vb_dm_destroy(&self->dm);
-	vb_backend_destroy(&self->b);
+	vb_delay_destroy(&self->dl);
 	free(self->snap);
 }
 

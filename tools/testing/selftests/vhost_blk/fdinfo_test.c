@@ -17,57 +17,14 @@
 
 #define DISK_SIZE	(16ULL << 20)
 #define DISK_SECTORS	(DISK_SIZE / VB_SECTOR)
-#define FDINFO_MAX	16384
 
 FIXTURE(fdinfo) {
 	struct vb_dev d;
 	struct vb_backend b;
 	struct vb_vq *vq;
 	uint64_t buf;
-	char text[FDINFO_MAX];
+	char text[VB_FDINFO_MAX];
 };
-
-/* Read the fdinfo of @fd into @text. */
-static int fdinfo_read(int fd, char *text, size_t len)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	return vb_read_text(path, text, len);
-}
-
-/* The value of "@key:" in @text, NULL-terminated in @val; NULL if absent. */
-static const char *fdinfo_str(const char *text, const char *key, char *val,
-			      size_t len)
-{
-	size_t klen = strlen(key);
-	const char *p = text;
-
-	while (p && *p) {
-		if (!strncmp(p, key, klen) && p[klen] == ':') {
-			const char *v = p + klen + 1, *end;
-
-			v += strspn(v, " \t");
-			end = strchrnul(v, '\n');
-			snprintf(val, len, "%.*s", (int)(end - v), v);
-			return val;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	return NULL;
-}
-
-/* The number of "@key:" in @text, or -1 when it is absent. */
-static long long fdinfo_num(const char *text, const char *key)
-{
-	char val[128];
-
-	if (!fdinfo_str(text, key, val, sizeof(val)))
-		return -1;
-	return strtoll(val, NULL, 0);
-}
 
 FIXTURE_SETUP(fdinfo)
 {
@@ -100,19 +57,19 @@ TEST_F(fdinfo, shows_device_backend_and_owner)
 	char val[256], comm[64], path[64];
 	long long worker;
 
-	ASSERT_LT(0, fdinfo_read(self->d.fd, self->text, FDINFO_MAX));
-	ASSERT_LT(0, fdinfo_num(self->text, "vhost_blk_id"));
-	ASSERT_EQ(getpid(), fdinfo_num(self->text, "owner_pid"));
-	ASSERT_EQ(self->d.features, fdinfo_num(self->text, "features"));
-	ASSERT_EQ(self->d.mem.nregions, fdinfo_num(self->text, "mem_regions"));
-	ASSERT_NE(NULL, fdinfo_str(self->text, "backend", val, sizeof(val)));
+	ASSERT_LT(0, vb_fdinfo_read(self->d.fd, self->text, VB_FDINFO_MAX));
+	ASSERT_LT(0, vb_fdinfo_get_num(self->text, "vhost_blk_id"));
+	ASSERT_EQ(getpid(), vb_fdinfo_get_num(self->text, "owner_pid"));
+	ASSERT_EQ(self->d.features, vb_fdinfo_get_num(self->text, "features"));
+	ASSERT_EQ(self->d.mem.nregions, vb_fdinfo_get_num(self->text, "mem_regions"));
+	ASSERT_NE(NULL, vb_fdinfo_get(self->text, "backend", val, sizeof(val)));
 	ASSERT_STREQ(self->b.path, val);
-	ASSERT_NE(NULL, fdinfo_str(self->text, "backend_type", val,
-				   sizeof(val)));
+	ASSERT_NE(NULL, vb_fdinfo_get(self->text, "backend_type", val,
+				      sizeof(val)));
 	ASSERT_STREQ("file", val);
-	ASSERT_EQ(0, fdinfo_num(self->text, "read_only"));
+	ASSERT_EQ(0, vb_fdinfo_get_num(self->text, "read_only"));
 	/* The worker is the kthread the owner's I/O runs on. */
-	worker = fdinfo_num(self->text, "worker_pid");
+	worker = vb_fdinfo_get_num(self->text, "worker_pid");
 	ASSERT_LT(0, worker);
 	snprintf(path, sizeof(path), "/proc/%lld/comm", worker);
 	ASSERT_LT(0, vb_read_text(path, comm, sizeof(comm)));
@@ -121,9 +78,9 @@ TEST_F(fdinfo, shows_device_backend_and_owner)
 
 TEST_F(fdinfo, queue_never_set_up_is_not_shown)
 {
-	ASSERT_LT(0, fdinfo_read(self->d.fd, self->text, FDINFO_MAX));
-	ASSERT_EQ(-1, fdinfo_num(self->text, "vq1.size"));
-	ASSERT_EQ(128, fdinfo_num(self->text, "vq0.size"));
+	ASSERT_LT(0, vb_fdinfo_read(self->d.fd, self->text, VB_FDINFO_MAX));
+	ASSERT_EQ(-1, vb_fdinfo_get_num(self->text, "vq1.size"));
+	ASSERT_EQ(128, vb_fdinfo_get_num(self->text, "vq0.size"));
 }
 
 TEST_F(fdinfo, counters_match_a_known_workload)
@@ -154,32 +111,32 @@ TEST_F(fdinfo, counters_match_a_known_workload)
 	ASSERT_EQ(VIRTIO_BLK_S_OK,
 		  vb_discard_wz(vq, VIRTIO_BLK_T_DISCARD, 64, 8, 0, &ul));
 
-	ASSERT_LT(0, fdinfo_read(self->d.fd, self->text, FDINFO_MAX));
-	ASSERT_EQ(3, fdinfo_num(self->text, "vq0.reqs_out"));
-	ASSERT_EQ(3 * 4096, fdinfo_num(self->text, "vq0.bytes_out"));
+	ASSERT_LT(0, vb_fdinfo_read(self->d.fd, self->text, VB_FDINFO_MAX));
+	ASSERT_EQ(3, vb_fdinfo_get_num(self->text, "vq0.reqs_out"));
+	ASSERT_EQ(3 * 4096, vb_fdinfo_get_num(self->text, "vq0.bytes_out"));
 	/* The read past the end counts, its bytes do not. */
-	ASSERT_EQ(3, fdinfo_num(self->text, "vq0.reqs_in"));
-	ASSERT_EQ(2 * 8192, fdinfo_num(self->text, "vq0.bytes_in"));
-	ASSERT_EQ(1, fdinfo_num(self->text, "vq0.reqs_flush"));
-	ASSERT_EQ(1, fdinfo_num(self->text, "vq0.reqs_get_id"));
+	ASSERT_EQ(3, vb_fdinfo_get_num(self->text, "vq0.reqs_in"));
+	ASSERT_EQ(2 * 8192, vb_fdinfo_get_num(self->text, "vq0.bytes_in"));
+	ASSERT_EQ(1, vb_fdinfo_get_num(self->text, "vq0.reqs_flush"));
+	ASSERT_EQ(1, vb_fdinfo_get_num(self->text, "vq0.reqs_get_id"));
 	ASSERT_EQ(VIRTIO_BLK_ID_BYTES,
-		  fdinfo_num(self->text, "vq0.bytes_get_id"));
-	ASSERT_EQ(1, fdinfo_num(self->text, "vq0.reqs_discard"));
-	ASSERT_EQ(8 * VB_SECTOR, fdinfo_num(self->text, "vq0.bytes_discard"));
-	ASSERT_EQ(0, fdinfo_num(self->text, "vq0.reqs_write_zeroes"));
-	ASSERT_EQ(1, fdinfo_num(self->text, "vq0.reqs_other"));
-	ASSERT_EQ(1, fdinfo_num(self->text, "vq0.ioerr"));
-	ASSERT_EQ(1, fdinfo_num(self->text, "vq0.unsupp"));
+		  vb_fdinfo_get_num(self->text, "vq0.bytes_get_id"));
+	ASSERT_EQ(1, vb_fdinfo_get_num(self->text, "vq0.reqs_discard"));
+	ASSERT_EQ(8 * VB_SECTOR, vb_fdinfo_get_num(self->text, "vq0.bytes_discard"));
+	ASSERT_EQ(0, vb_fdinfo_get_num(self->text, "vq0.reqs_write_zeroes"));
+	ASSERT_EQ(1, vb_fdinfo_get_num(self->text, "vq0.reqs_other"));
+	ASSERT_EQ(1, vb_fdinfo_get_num(self->text, "vq0.ioerr"));
+	ASSERT_EQ(1, vb_fdinfo_get_num(self->text, "vq0.unsupp"));
 	/* Every vb_io() kicked once; each got its interrupt. */
-	ASSERT_EQ(10, fdinfo_num(self->text, "vq0.kicks"));
-	v = fdinfo_num(self->text, "vq0.signals");
+	ASSERT_EQ(10, vb_fdinfo_get_num(self->text, "vq0.kicks"));
+	v = vb_fdinfo_get_num(self->text, "vq0.signals");
 	ASSERT_LE(1, v);
 	ASSERT_GE(10, v);
 	/* A page-cache file: reads, writes, flush and discard block. */
-	ASSERT_EQ(7, fdinfo_num(self->text, "vq0.punted"));
-	ASSERT_EQ(10, fdinfo_num(self->text, "vq0.last_avail_idx"));
-	ASSERT_EQ(10, fdinfo_num(self->text, "vq0.last_used_idx"));
-	ASSERT_EQ(0, fdinfo_num(self->text, "vq0.inflight"));
+	ASSERT_EQ(7, vb_fdinfo_get_num(self->text, "vq0.punted"));
+	ASSERT_EQ(10, vb_fdinfo_get_num(self->text, "vq0.last_avail_idx"));
+	ASSERT_EQ(10, vb_fdinfo_get_num(self->text, "vq0.last_used_idx"));
+	ASSERT_EQ(0, vb_fdinfo_get_num(self->text, "vq0.inflight"));
 }
 
 TEST_F(fdinfo, running_stopped_broken_states_are_shown)
@@ -188,33 +145,33 @@ TEST_F(fdinfo, running_stopped_broken_states_are_shown)
 	char val[128];
 	unsigned int base;
 
-	ASSERT_LT(0, fdinfo_read(self->d.fd, self->text, FDINFO_MAX));
-	ASSERT_NE(NULL, fdinfo_str(self->text, "vq0.state", val, sizeof(val)));
+	ASSERT_LT(0, vb_fdinfo_read(self->d.fd, self->text, VB_FDINFO_MAX));
+	ASSERT_NE(NULL, vb_fdinfo_get(self->text, "vq0.state", val, sizeof(val)));
 	ASSERT_STREQ("running", val);
-	ASSERT_EQ(NULL, fdinfo_str(self->text, "vq0.broken_reason", val,
-				   sizeof(val)));
+	ASSERT_EQ(NULL, vb_fdinfo_get(self->text, "vq0.broken_reason", val,
+				      sizeof(val)));
 
 	/* A head out of range breaks the ring, and says why. */
 	vb_vq_publish(vq, vq->num);
 	vb_vq_kick(vq);
 	ASSERT_EQ(1, vb_wait_fd(vq->err, VB_TIMEOUT_MS));
-	ASSERT_LT(0, fdinfo_read(self->d.fd, self->text, FDINFO_MAX));
-	ASSERT_NE(NULL, fdinfo_str(self->text, "vq0.state", val, sizeof(val)));
+	ASSERT_LT(0, vb_fdinfo_read(self->d.fd, self->text, VB_FDINFO_MAX));
+	ASSERT_NE(NULL, vb_fdinfo_get(self->text, "vq0.state", val, sizeof(val)));
 	ASSERT_STREQ("broken", val);
-	ASSERT_NE(NULL, fdinfo_str(self->text, "vq0.broken_reason", val,
-				   sizeof(val)));
+	ASSERT_NE(NULL, vb_fdinfo_get(self->text, "vq0.broken_reason", val,
+				      sizeof(val)));
 	ASSERT_NE(NULL, strstr(val, "out of range")) TH_LOG("reason: %s", val);
 
 	/* Set up again, it runs; GET_VRING_BASE stops it. */
 	ASSERT_EQ(0, vb_get_vring_base(&self->d, 0, &base));
 	ASSERT_EQ(0, vb_vq_init_ring(&self->d, vq));
 	ASSERT_EQ(0, vb_vq_start(&self->d, vq, 0));
-	ASSERT_LT(0, fdinfo_read(self->d.fd, self->text, FDINFO_MAX));
-	ASSERT_NE(NULL, fdinfo_str(self->text, "vq0.state", val, sizeof(val)));
+	ASSERT_LT(0, vb_fdinfo_read(self->d.fd, self->text, VB_FDINFO_MAX));
+	ASSERT_NE(NULL, vb_fdinfo_get(self->text, "vq0.state", val, sizeof(val)));
 	ASSERT_STREQ("running", val);
 	ASSERT_EQ(0, vb_get_vring_base(&self->d, 0, &base));
-	ASSERT_LT(0, fdinfo_read(self->d.fd, self->text, FDINFO_MAX));
-	ASSERT_NE(NULL, fdinfo_str(self->text, "vq0.state", val, sizeof(val)));
+	ASSERT_LT(0, vb_fdinfo_read(self->d.fd, self->text, VB_FDINFO_MAX));
+	ASSERT_NE(NULL, vb_fdinfo_get(self->text, "vq0.state", val, sizeof(val)));
 	ASSERT_STREQ("stopped", val);
 }
 
@@ -223,12 +180,12 @@ TEST_F(fdinfo, detached_backend_shows_none)
 	char val[256];
 
 	ASSERT_EQ(0, vb_set_backend(&self->d, -1));
-	ASSERT_LT(0, fdinfo_read(self->d.fd, self->text, FDINFO_MAX));
-	ASSERT_NE(NULL, fdinfo_str(self->text, "backend", val, sizeof(val)));
+	ASSERT_LT(0, vb_fdinfo_read(self->d.fd, self->text, VB_FDINFO_MAX));
+	ASSERT_NE(NULL, vb_fdinfo_get(self->text, "backend", val, sizeof(val)));
 	ASSERT_STREQ("none", val);
-	ASSERT_EQ(NULL, fdinfo_str(self->text, "backend_type", val,
-				   sizeof(val)));
-	ASSERT_NE(NULL, fdinfo_str(self->text, "vq0.state", val, sizeof(val)));
+	ASSERT_EQ(NULL, vb_fdinfo_get(self->text, "backend_type", val,
+				      sizeof(val)));
+	ASSERT_NE(NULL, vb_fdinfo_get(self->text, "vq0.state", val, sizeof(val)));
 	ASSERT_STREQ("setup", val);
 }
 
@@ -239,8 +196,8 @@ TEST_F(fdinfo, read_only_backend_is_shown)
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, vb_set_backend(&self->d, fd));
 	close(fd);
-	ASSERT_LT(0, fdinfo_read(self->d.fd, self->text, FDINFO_MAX));
-	ASSERT_EQ(1, fdinfo_num(self->text, "read_only"));
+	ASSERT_LT(0, vb_fdinfo_read(self->d.fd, self->text, VB_FDINFO_MAX));
+	ASSERT_EQ(1, vb_fdinfo_get_num(self->text, "read_only"));
 }
 
 TEST_F(fdinfo, reset_owner_clears_queues_and_counters)
@@ -250,10 +207,10 @@ TEST_F(fdinfo, reset_owner_clears_queues_and_counters)
 	ASSERT_EQ(VIRTIO_BLK_S_OK, vb_io(self->vq, VIRTIO_BLK_T_OUT, 0,
 					 self->buf, 4096, 0, &ul));
 	ASSERT_EQ(0, ioctl(self->d.fd, VHOST_RESET_OWNER));
-	ASSERT_LT(0, fdinfo_read(self->d.fd, self->text, FDINFO_MAX));
-	ASSERT_EQ(-1, fdinfo_num(self->text, "vq0.reqs_out"));
-	ASSERT_EQ(0, fdinfo_num(self->text, "owner_pid"));
-	ASSERT_EQ(0, fdinfo_num(self->text, "worker_pid"));
+	ASSERT_LT(0, vb_fdinfo_read(self->d.fd, self->text, VB_FDINFO_MAX));
+	ASSERT_EQ(-1, vb_fdinfo_get_num(self->text, "vq0.reqs_out"));
+	ASSERT_EQ(0, vb_fdinfo_get_num(self->text, "owner_pid"));
+	ASSERT_EQ(0, vb_fdinfo_get_num(self->text, "worker_pid"));
 }
 
 TEST_HARNESS_MAIN

@@ -30,20 +30,6 @@
 #define LEN		(16 * 1024)
 #define TRACE_MAX	(1 << 20)
 
-/* Write the pattern of (@sector, @seed) at @sector through the device. */
-static int dev_write(struct vb_vq *vq, uint64_t gpa, uint64_t sector,
-		     uint32_t len, uint32_t seed)
-{
-	uint8_t *p = malloc(len);
-
-	if (!p)
-		return -ENOMEM;
-	vb_pattern(p, len, sector, seed);
-	vb_write(&vq->dev->mem, gpa, p, len);
-	free(p);
-	return vb_io(vq, VIRTIO_BLK_T_OUT, sector, gpa, len, 0, NULL);
-}
-
 /* ------------------------------------------------------ O_APPEND backends */
 
 FIXTURE(append) {
@@ -93,7 +79,8 @@ static void append_expect_refused(struct __test_metadata *_metadata,
 	fd = good.fd;
 	ASSERT_EQ(0, vb_set_backend(&self->d, fd));
 	ASSERT_EQ(-EINVAL, vb_set_backend(&self->d, self->b.fd));
-	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(&self->d.vq[0], buf, 8, LEN, 3));
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  vb_io_write_pattern(&self->d.vq[0], buf, 8, LEN, 3, NULL));
 	vb_pattern(want, LEN, 8, 3);
 	ASSERT_EQ(0, vb_backend_read(&good, 8 * VB_SECTOR, got, LEN));
 	EXPECT_EQ(0, memcmp(want, got, LEN))
@@ -361,7 +348,8 @@ TEST_F(bio, flush_of_a_read_only_block_device_reaches_it)
 	int one = 1;
 
 	bio_start(_metadata, self, 0);
-	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf, 64, LEN, 1));
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  vb_io_write_pattern(self->vq, self->buf, 64, LEN, 1, NULL));
 	ASSERT_EQ(0, ioctl(self->b.fd, BLKROSET, &one));
 	self->ro_set = true;
 	ASSERT_EQ(0, bio_trace_start(&self->t));
@@ -371,8 +359,8 @@ TEST_F(bio, flush_of_a_read_only_block_device_reaches_it)
 	ASSERT_EQ(0, bio_trace_collect(&self->t));
 	EXPECT_EQ(1, bio_count(&self->t, ~0ULL, is_preflush)) bio_dump(_metadata, &self->t);
 	/* ...and writes still fail. */
-	ASSERT_EQ(VIRTIO_BLK_S_IOERR, dev_write(self->vq, self->buf, 64, LEN,
-						2));
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR,
+		  vb_io_write_pattern(self->vq, self->buf, 64, LEN, 2, NULL));
 }
 
 /* Guest writes are waited for: REQ_SYNC, as O_DIRECT's are. */
@@ -380,8 +368,8 @@ TEST_F(bio, writes_to_a_block_device_are_sync)
 {
 	bio_start(_metadata, self, 0);
 	ASSERT_EQ(0, bio_trace_start(&self->t));
-	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf, 128, LEN,
-					     1));
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  vb_io_write_pattern(self->vq, self->buf, 128, LEN, 1, NULL));
 	ASSERT_EQ(0, bio_trace_collect(&self->t));
 	ASSERT_EQ(1, bio_count(&self->t, 128, is_write)) bio_dump(_metadata, &self->t);
 	EXPECT_EQ(1, bio_count(&self->t, 128, is_sync_write))
@@ -459,7 +447,8 @@ TEST_F(pagecache, data_left_dirty_by_another_fd_is_read_and_never_lands_later)
 		TH_LOG("the guest did not read what the host wrote before");
 
 	/* The guest's write must survive the other fd's writeback. */
-	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(vq, self->buf, 32, LEN, 2));
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  vb_io_write_pattern(vq, self->buf, 32, LEN, 2, NULL));
 	ASSERT_EQ(0, fsync(self->bfd));
 	ASSERT_EQ(0, vb_backend_read(&self->b, 32 * VB_SECTOR, self->got,
 				     LEN));
@@ -479,7 +468,8 @@ TEST_F(pagecache, buffered_readers_see_the_guest_writes_after_a_switch)
 	ASSERT_EQ(0, vb_set_backend(&self->d, self->b.fd));
 	/* ...and again while attached: the detach must drop it too. */
 	ASSERT_EQ(LEN, pread(self->bfd, self->got, LEN, 32 * VB_SECTOR));
-	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(vq, self->buf, 32, LEN, 2));
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  vb_io_write_pattern(vq, self->buf, 32, LEN, 2, NULL));
 	ASSERT_EQ(0, vb_set_backend(&self->d, -1));
 	ASSERT_EQ(LEN, pread(self->bfd, self->got, LEN, 32 * VB_SECTOR));
 	EXPECT_EQ(0, memcmp(self->bb, self->got, LEN))
@@ -499,8 +489,9 @@ static void bio_write_count(struct __test_metadata *_metadata,
 			    int *writes, int *fua)
 {
 	ASSERT_EQ(0, bio_trace_start(&self->t));
-	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(self->vq, self->buf, sector, LEN,
-					     1));
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  vb_io_write_pattern(self->vq, self->buf, sector, LEN, 1,
+				      NULL));
 	ASSERT_EQ(0, bio_trace_collect(&self->t));
 	*writes = bio_count(&self->t, sector, is_write);
 	*fua = bio_count(&self->t, sector, is_fua_write);
@@ -645,7 +636,8 @@ TEST_F(wtfile, writethrough_write_is_flushed_to_the_disk_below)
 	ASSERT_NE(NULL, want);
 	ASSERT_NE(NULL, got);
 	ASSERT_EQ(0, bio_trace_start(&self->t));
-	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(&self->d.vq[0], buf, 64, LEN, 5));
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  vb_io_write_pattern(&self->d.vq[0], buf, 64, LEN, 5, NULL));
 	ASSERT_EQ(0, bio_trace_collect(&self->t));
 	EXPECT_LE(1, bio_count(&self->t, ~0ULL, is_stable))
 		bio_dump(_metadata, &self->t);
@@ -702,8 +694,9 @@ FIXTURE_SETUP(frozen)
 	self->wbuf = vb_alloc_data(&self->d.mem, LEN);
 	self->rbuf = vb_alloc_data(&self->d.mem, LEN);
 	/* Allocated blocks: the direct write then needs no allocation. */
-	ASSERT_EQ(VIRTIO_BLK_S_OK, dev_write(&self->d.vq[0], self->wbuf, 64,
-					     LEN, 1));
+	ASSERT_EQ(VIRTIO_BLK_S_OK,
+		  vb_io_write_pattern(&self->d.vq[0], self->wbuf, 64, LEN, 1,
+				      NULL));
 	ASSERT_EQ(0, fsync(self->b.fd));
 }
 
@@ -765,13 +758,12 @@ TEST_F(frozen, write_waits_for_the_thaw_and_reads_go_on)
  */
 #define HUNG_MS		8000
 #define KILLED_MS	3000
-#define FDINFO_MAX	(64 * 1024)
 
 enum hung_ioctl { HUNG_GET_VRING_BASE, HUNG_SET_BACKEND, HUNG_SET_KICK };
 
 FIXTURE(hung) {
-	struct vb_backend disk, other;
-	struct vb_dm dm;
+	struct vb_delay dl;
+	struct vb_backend other;
 	int fd;
 	pid_t child;
 	char *text;
@@ -780,30 +772,21 @@ FIXTURE(hung) {
 FIXTURE_SETUP(hung)
 {
 	const char *why = "";
-	char table[512];
 	int ret;
 
-	self->disk.kind = NULL;
+	vb_delay_init(&self->dl);
 	self->other.kind = NULL;
-	self->dm.fd = -1;
-	self->dm.name[0] = '\0';
 	self->fd = -1;
 	self->child = 0;
-	self->text = malloc(FDINFO_MAX);
+	self->text = malloc(VB_FDINFO_MAX);
 	ASSERT_NE(NULL, self->text);
 	if (access(VB_DEV_PATH, F_OK))
 		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
-	ret = vb_backend_create(&self->disk, "nullb", DISK_SIZE, 0, &why);
+	ret = vb_delay_create(&self->dl, "vbt-delay", DISK_SIZE, NULL, HUNG_MS,
+			      &why);
 	if (ret < 0)
-		SKIP(return, "null_blk: %s (%s)", why, strerror(-ret));
-	if (system("modprobe dm_delay 2>/dev/null"))
-		; /* built in, or dmsetup will say */
-	snprintf(table, sizeof(table), "0 %llu delay %s 0 %d",
-		 (unsigned long long)(DISK_SIZE / VB_SECTOR), self->disk.path,
-		 HUNG_MS);
-	ret = vb_dm_create(&self->dm, "vbt-delay", table, &why);
-	if (ret < 0)
-		SKIP(return, "dm-delay: %s (%s)", why, strerror(-ret));
+		SKIP(return, "dm-delay over null_blk: %s (%s)", why,
+		     strerror(-ret));
 	ret = vb_backend_create(&self->other, "tmpfs", DISK_SIZE, 0, &why);
 	ASSERT_LE(0, ret) TH_LOG("tmpfs: %s", why);
 	self->fd = vb_open();
@@ -820,8 +803,7 @@ FIXTURE_TEARDOWN(hung)
 	if (self->fd >= 0)
 		close(self->fd);
 	vb_backend_destroy(&self->other);
-	vb_dm_destroy(&self->dm);
-	vb_backend_destroy(&self->disk);
+	vb_delay_destroy(&self->dl);
 	free(self->text);
 }
 
@@ -838,8 +820,6 @@ static int hung_child(int fd, int backend, int other, enum hung_ioctl what)
 {
 	struct vb_opts o = { .num = 16, .backend = backend };
 	struct vhost_vring_file f = { .index = 0 };
-	static char text[FDINFO_MAX];
-	char path[64];
 	struct vb_req r;
 	struct vb_dev d;
 	struct vb_vq *vq;
@@ -859,10 +839,8 @@ static int hung_child(int fd, int backend, int other, enum hung_ioctl what)
 		return 12;
 	vb_vq_kick(vq);
 	/* The worker took it: the drain has something to wait for. */
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
 	for (i = 0; i < VB_TIMEOUT_MS / 10; i++) {
-		if (vb_read_text(path, text, sizeof(text)) > 0 &&
-		    strstr(text, "vq0.inflight:\t1\n"))
+		if (vb_fdinfo_num(fd, "vq0.inflight") == 1)
 			break;
 		usleep(10000);
 	}
@@ -883,37 +861,25 @@ static int hung_child(int fd, int backend, int other, enum hung_ioctl what)
 	return 17;
 }
 
-static int fdinfo_read(FIXTURE_DATA(hung) *self)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", self->fd);
-	return vb_read_text(path, self->text, FDINFO_MAX);
-}
-
-static bool fdinfo_has(FIXTURE_DATA(hung) *self, const char *line)
-{
-	return fdinfo_read(self) > 0 && strstr(self->text, line);
-}
-
 static void hung_kill_in(struct __test_metadata *_metadata,
 			 FIXTURE_DATA(hung) *self, enum hung_ioctl what,
 			 const char *state)
 {
 	int64_t end, killed;
+	char val[256];
 	int status;
 	pid_t pid;
 
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid)
-		_exit(hung_child(self->fd, self->dm.fd, self->other.fd, what));
+		_exit(hung_child(self->fd, self->dl.dm.fd, self->other.fd, what));
 	self->child = pid;
 
 	/* In the ioctl (it holds the device) with the request stuck. */
 	end = now_ms() + VB_TIMEOUT_MS;
-	while (!(fdinfo_has(self, "busy:\t1\n") &&
-		 fdinfo_has(self, "vq0.inflight:\t1\n"))) {
+	while (!(vb_fdinfo_num(self->fd, "busy") == 1 &&
+		 vb_fdinfo_num(self->fd, "vq0.inflight") == 1)) {
 		ASSERT_EQ(0, waitpid(pid, &status, WNOHANG))
 			TH_LOG("the child exited early: %d", status);
 		ASSERT_GT(end, now_ms()) TH_LOG("the child never blocked");
@@ -934,38 +900,43 @@ static void hung_kill_in(struct __test_metadata *_metadata,
 	ASSERT_GT(HUNG_MS - 1000, now_ms() - killed);
 
 	/* The device is free again, consistent, and still has the request. */
-	ASSERT_LT(0, fdinfo_read(self));
-	EXPECT_EQ(NULL, strstr(self->text, "busy:"));
-	EXPECT_NE(NULL, strstr(self->text, "vq0.inflight:\t1\n"))
+	ASSERT_LT(0, vb_fdinfo_read(self->fd, self->text, VB_FDINFO_MAX));
+	EXPECT_EQ(NULL, vb_fdinfo_get(self->text, "busy", val, sizeof(val)));
+	EXPECT_EQ(1, vb_fdinfo_get_num(self->text, "vq0.inflight"))
 		TH_LOG("%s", self->text);
-	EXPECT_NE(NULL, strstr(self->text, state)) TH_LOG("%s", self->text);
-	EXPECT_NE(NULL, strstr(self->text, self->dm.path))
+	EXPECT_STREQ(state, vb_fdinfo_get(self->text, "vq0.state", val,
+					  sizeof(val)) ?: "")
+		TH_LOG("%s", self->text);
+	EXPECT_NE(NULL, strstr(vb_fdinfo_get(self->text, "backend", val,
+					     sizeof(val)) ?: "",
+			       self->dl.dm.path))
 		TH_LOG("the old backend is not attached: %s", self->text);
 
 	/* ...which completes when the backend does. */
 	end = now_ms() + HUNG_MS + VB_TIMEOUT_MS;
-	while (!fdinfo_has(self, "vq0.inflight:\t0\n")) {
+	while (vb_fdinfo_read(self->fd, self->text, VB_FDINFO_MAX) <= 0 ||
+	       vb_fdinfo_get_num(self->text, "vq0.inflight")) {
 		ASSERT_GT(end, now_ms()) TH_LOG("%s", self->text);
 		usleep(50000);
 	}
-	EXPECT_NE(NULL, strstr(self->text, "vq0.reqs_in:\t1\n"));
+	EXPECT_EQ(1, vb_fdinfo_get_num(self->text, "vq0.reqs_in"));
 }
 
 TEST_F(hung, killed_in_get_vring_base_exits_and_leaves_the_queue_stopped)
 {
 	hung_kill_in(_metadata, self, HUNG_GET_VRING_BASE,
-		     "vq0.state:\tstopped\n");
+		     "stopped");
 }
 
 TEST_F(hung, killed_in_set_backend_exits_and_keeps_the_old_backend)
 {
 	hung_kill_in(_metadata, self, HUNG_SET_BACKEND,
-		     "vq0.state:\trunning\n");
+		     "running");
 }
 
 TEST_F(hung, killed_in_set_vring_kick_exits_and_leaves_the_queue_broken)
 {
-	hung_kill_in(_metadata, self, HUNG_SET_KICK, "vq0.state:\tbroken\n");
+	hung_kill_in(_metadata, self, HUNG_SET_KICK, "broken");
 }
 
 /* --------------------------- one device's blocking work and another's */
@@ -984,72 +955,47 @@ TEST_F(hung, killed_in_set_vring_kick_exits_and_leaves_the_queue_broken)
 #define ISO_PER_QUEUE	250
 
 FIXTURE(iso) {
-	struct vb_backend disk, other;
-	struct vb_dm dm;
+	struct vb_delay dl;
+	struct vb_backend other;
 	struct vb_dev a, b;
 };
 
 FIXTURE_SETUP(iso)
 {
 	const char *why = "";
-	char table[512];
 	int ret;
 
-	self->disk.kind = NULL;
+	vb_delay_init(&self->dl);
 	self->other.kind = NULL;
-	self->dm.fd = -1;
-	self->dm.name[0] = '\0';
 	vb_dev_init(&self->a);
 	vb_dev_init(&self->b);
 	if (access(VB_DEV_PATH, F_OK))
 		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
-	ret = vb_backend_create(&self->disk, "nullb", DISK_SIZE, 0, &why);
+	ret = vb_delay_create(&self->dl, "vbt-iso", DISK_SIZE, NULL,
+			      ISO_DELAY_MS, &why);
 	if (ret < 0)
-		SKIP(return, "null_blk: %s (%s)", why, strerror(-ret));
-	if (system("modprobe dm_delay 2>/dev/null"))
-		; /* built in, or dmsetup will say */
-	snprintf(table, sizeof(table), "0 %llu delay %s 0 %d",
-		 (unsigned long long)(DISK_SIZE / VB_SECTOR), self->disk.path,
-		 ISO_DELAY_MS);
-	ret = vb_dm_create(&self->dm, "vbt-iso", table, &why);
-	if (ret < 0)
-		SKIP(return, "dm-delay: %s (%s)", why, strerror(-ret));
+		SKIP(return, "dm-delay over null_blk: %s (%s)", why,
+		     strerror(-ret));
 	ret = vb_backend_create(&self->other, "tmpfs", DISK_SIZE, 0, &why);
 	ASSERT_LE(0, ret) TH_LOG("tmpfs: %s", why);
-}
-
-/*
- * Swap the delay for a linear table: suspending dm-delay sends the bios it
- * holds on at once.
- */
-static int iso_let_go(FIXTURE_DATA(iso) *self)
-{
-	char cmd[1024];
-
-	snprintf(cmd, sizeof(cmd),
-		 "dmsetup suspend %s && dmsetup reload %s --table '0 %llu linear %s 0' && dmsetup resume %s",
-		 self->dm.name, self->dm.name,
-		 (unsigned long long)(DISK_SIZE / VB_SECTOR), self->disk.path,
-		 self->dm.name);
-	return system(cmd) ? -EIO : 0;
 }
 
 FIXTURE_TEARDOWN(iso)
 {
 	/* Whatever is still delayed must go, for A's release to drain. */
-	if (self->dm.name[0] && iso_let_go(self))
-		fprintf(stderr, "# dmsetup could not let %s go\n", self->dm.name);
+	if (self->dl.dm.name[0] && vb_delay_release(&self->dl))
+		fprintf(stderr, "# dmsetup could not let %s go\n",
+			self->dl.dm.name);
 	vb_dev_teardown(&self->a);
 	vb_dev_teardown(&self->b);
 	vb_backend_destroy(&self->other);
-	vb_dm_destroy(&self->dm);
-	vb_backend_destroy(&self->disk);
+	vb_delay_destroy(&self->dl);
 }
 
 TEST_F(iso, a_flood_of_blocking_requests_does_not_delay_another_devices_flush)
 {
 	struct vb_opts oa = { .nvqs = ISO_QUEUES, .num = 256,
-			      .backend = self->dm.fd };
+			      .backend = self->dl.dm.fd };
 	struct vb_opts ob = { .num = 16, .backend = self->other.fd };
 	struct virtio_blk_discard_write_zeroes seg = {
 		.sector = 0, .num_sectors = htole32(8),
@@ -1097,7 +1043,7 @@ TEST_F(iso, a_flood_of_blocking_requests_does_not_delay_another_devices_flush)
 	ASSERT_GT(ISO_DELAY_MS / 4, ms);
 
 	/* A's requests all complete once the delay is gone. */
-	ASSERT_EQ(0, iso_let_go(self));
+	ASSERT_EQ(0, vb_delay_release(&self->dl));
 	for (q = 0; q < ISO_QUEUES; q++) {
 		ASSERT_EQ(0, vb_vq_wait(&self->a.vq[q], ISO_PER_QUEUE,
 					6 * VB_TIMEOUT_MS)) TH_LOG("queue %u", q);
@@ -1126,8 +1072,7 @@ TEST_F(iso, a_flood_of_blocking_requests_does_not_delay_another_devices_flush)
 #define FLOOD_PARAM	"/sys/module/vhost_blk/parameters/max_pinned_pages"
 
 FIXTURE(flood) {
-	struct vb_backend disk;
-	struct vb_dm dm;
+	struct vb_delay dl;
 	struct vb_dev d;
 	char old_max[32];
 };
@@ -1137,32 +1082,23 @@ FIXTURE_SETUP(flood)
 	struct vb_opts o = { .nvqs = FLOOD_QUEUES, .num = FLOOD_NUM,
 			     .data_mem = 64ULL << 20 };
 	const char *why = "";
-	char table[512];
 	int ret;
 
 	vb_dev_init(&self->d);
-	self->disk.kind = NULL;
-	self->dm.fd = -1;
-	self->dm.name[0] = '\0';
+	vb_delay_init(&self->dl);
 	self->old_max[0] = '\0';
 	if (access(VB_DEV_PATH, F_OK))
 		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
-	ret = vb_backend_create(&self->disk, "nullb", DISK_SIZE, 0, &why);
+	ret = vb_delay_create(&self->dl, "vbt-flood", DISK_SIZE, NULL,
+			      FLOOD_DELAY_MS, &why);
 	if (ret < 0)
-		SKIP(return, "null_blk: %s (%s)", why, strerror(-ret));
-	if (system("modprobe dm_delay 2>/dev/null"))
-		; /* built in, or dmsetup will say */
-	snprintf(table, sizeof(table), "0 %llu delay %s 0 %d",
-		 (unsigned long long)(DISK_SIZE / VB_SECTOR), self->disk.path,
-		 FLOOD_DELAY_MS);
-	ret = vb_dm_create(&self->dm, "vbt-flood", table, &why);
-	if (ret < 0)
-		SKIP(return, "dm-delay: %s (%s)", why, strerror(-ret));
+		SKIP(return, "dm-delay over null_blk: %s (%s)", why,
+		     strerror(-ret));
 	/* A module without the parameter has no budget: the test shows it. */
 	if (vb_read_text(FLOOD_PARAM, self->old_max,
 			 sizeof(self->old_max)) > 0)
 		ASSERT_EQ(0, vb_write_text(FLOOD_PARAM, "524288"));
-	o.backend = self->dm.fd;
+	o.backend = self->dl.dm.fd;
 	ret = vb_dev_setup(&self->d, &o);
 	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
 	/*
@@ -1181,8 +1117,7 @@ FIXTURE_TEARDOWN(flood)
 	vb_dev_teardown(&self->d);
 	if (self->old_max[0])
 		vb_write_text(FLOOD_PARAM, self->old_max);
-	vb_dm_destroy(&self->dm);
-	vb_backend_destroy(&self->disk);
+	vb_delay_destroy(&self->dl);
 }
 
 TEST_F_TIMEOUT(flood, requests_pinning_one_page_2m_times_all_complete, 240)

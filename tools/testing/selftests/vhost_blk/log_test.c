@@ -472,10 +472,6 @@ FIXTURE(slow) {
 
 FIXTURE_SETUP(slow)
 {
-	static const char *const attrs[] = {
-		"irqmode=2", "completion_nsec=400000000", "hw_queue_depth=64",
-		NULL
-	};
 	struct vb_opts o = { .num = 32 };
 	const char *why = "";
 	int ret;
@@ -486,7 +482,7 @@ FIXTURE_SETUP(slow)
 	self->b.kind = NULL;
 	if (access(VB_DEV_PATH, F_OK))
 		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
-	ret = vb_nullb_create_attrs(&self->b, DISK_SIZE, attrs, 0, &why);
+	ret = vb_nullb_create_slow(&self->b, DISK_SIZE, 400, 64, &why);
 	if (ret < 0)
 		SKIP(return, "slow null_blk: %s (%s)", why, strerror(-ret));
 	o.backend = self->b.fd;

@@ -140,7 +140,7 @@ FIXTURE_SETUP(trace)
 {
 	struct vb_opts o = { .num = 64 };
 	const char *why = "", *tfs;
-	char path[512], info[4096], *p;
+	char path[512];
 	int ret;
 
 	vb_dev_init(&self->d);
@@ -174,11 +174,8 @@ FIXTURE_SETUP(trace)
 	self->vq = &self->d.vq[0];
 	self->buf = vb_alloc_data(&self->d.mem, 65536);
 	ASSERT_NE(0, self->buf);
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", self->d.fd);
-	ASSERT_LT(0, vb_read_text(path, info, sizeof(info)));
-	p = strstr(info, "vhost_blk_id:");
-	ASSERT_NE(NULL, p);
-	self->id = strtoul(p + strlen("vhost_blk_id:"), NULL, 10);
+	ASSERT_LT(0, vb_fdinfo_num(self->d.fd, "vhost_blk_id"));
+	self->id = vb_fdinfo_num(self->d.fd, "vhost_blk_id");
 }
 
 FIXTURE_TEARDOWN(trace)

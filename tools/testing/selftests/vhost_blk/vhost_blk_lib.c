@@ -849,6 +849,30 @@ int vb_io(struct vb_vq *vq, uint32_t type, uint64_t sector, uint64_t data_gpa,
 	return r.status;
 }
 
+int vb_io_write_pattern(struct vb_vq *vq, uint64_t gpa, uint64_t sector,
+			uint32_t len, uint32_t seed, uint32_t *used_len)
+{
+	uint8_t *p = malloc(len);
+
+	if (!p)
+		return -ENOMEM;
+	vb_pattern(p, len, sector, seed);
+	vb_write(&vq->dev->mem, gpa, p, len);
+	free(p);
+	return vb_io(vq, VIRTIO_BLK_T_OUT, sector, gpa, len, 0, used_len);
+}
+
+int vb_io_read_to(struct vb_vq *vq, uint64_t gpa, uint64_t sector,
+		  uint32_t len, void *out, uint32_t *used_len)
+{
+	int ret;
+
+	vb_fill(&vq->dev->mem, gpa, 0xaa, len);
+	ret = vb_io(vq, VIRTIO_BLK_T_IN, sector, gpa, len, 0, used_len);
+	vb_read(&vq->dev->mem, gpa, out, len);
+	return ret;
+}
+
 int vb_discard_wz(struct vb_vq *vq, uint32_t type, uint64_t sector,
 		  uint32_t nsect, uint32_t flags, uint32_t *used_len)
 {
@@ -946,22 +970,72 @@ int vb_read_text(const char *path, char *buf, size_t len)
 	return n;
 }
 
-long long vb_fdinfo_vq_sum(int fd, const char *field)
+int vb_fdinfo_read(int fd, char *text, size_t len)
 {
-	static char text[64 * 1024];
-	char path[64], key[64], *p;
-	long long sum = 0;
-	unsigned int q;
+	char path[64];
 
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	if (vb_read_text(path, text, sizeof(text)) <= 0)
-		return -1;
-	for (q = 0; q < VHOST_BLK_MAX_QUEUES; q++) {
-		snprintf(key, sizeof(key), "\nvq%u.%s:\t", q, field);
-		p = strstr(text, key);
+	return vb_read_text(path, text, len);
+}
+
+const char *vb_fdinfo_get(const char *text, const char *key, char *val,
+			  size_t len)
+{
+	size_t klen = strlen(key);
+	const char *p = text;
+
+	while (p && *p) {
+		if (!strncmp(p, key, klen) && p[klen] == ':') {
+			const char *v = p + klen + 1, *end;
+
+			v += strspn(v, " \t");
+			end = strchrnul(v, '\n');
+			snprintf(val, len, "%.*s", (int)(end - v), v);
+			return val;
+		}
+		p = strchr(p, '\n');
 		if (p)
-			sum += strtoll(p + strlen(key), NULL, 10);
+			p++;
 	}
+	return NULL;
+}
+
+long long vb_fdinfo_get_num(const char *text, const char *key)
+{
+	char val[128];
+
+	if (!vb_fdinfo_get(text, key, val, sizeof(val)))
+		return -1;
+	return strtoll(val, NULL, 0);
+}
+
+long long vb_fdinfo_num(int fd, const char *key)
+{
+	char *text = malloc(VB_FDINFO_MAX);
+	long long n = -1;
+
+	if (text && vb_fdinfo_read(fd, text, VB_FDINFO_MAX) >= 0)
+		n = vb_fdinfo_get_num(text, key);
+	free(text);
+	return n;
+}
+
+long long vb_fdinfo_vq_sum(int fd, const char *field)
+{
+	char key[64], *text = malloc(VB_FDINFO_MAX);
+	long long sum = -1, n;
+	unsigned int q;
+
+	if (!text || vb_fdinfo_read(fd, text, VB_FDINFO_MAX) <= 0)
+		goto out;
+	for (sum = 0, q = 0; q < VHOST_BLK_MAX_QUEUES; q++) {
+		snprintf(key, sizeof(key), "vq%u.%s", q, field);
+		n = vb_fdinfo_get_num(text, key);
+		if (n > 0)
+			sum += n;
+	}
+out:
+	free(text);
 	return sum;
 }
 
@@ -1077,7 +1151,7 @@ static int vb_make_file(char *path, size_t plen, const char *dir,
 	return 0;
 }
 
-static int vb_loop_attach(const char *file, char *dev, size_t dlen)
+int vb_loop_attach(const char *file, char *dev, size_t dlen)
 {
 	struct loop_info64 li = { .lo_flags = LO_FLAGS_AUTOCLEAR };
 	int ctl, n, lfd, ffd, ret = 0;
@@ -1140,6 +1214,43 @@ static bool vb_bdev_discard_zeroes(const char *dev)
 	if (vb_read_text(path, buf, sizeof(buf)) < 0)
 		return false;
 	return strtoull(buf, NULL, 0) > 0;
+}
+
+/* Wait for the node of null_blk @b (configfs index @idx) into b->path. */
+static int vb_nullb_node(struct vb_backend *b, int idx)
+{
+	int i;
+
+	/* newer null_blk names the disk after the configfs item */
+	for (i = 0; i < 200; i++) {
+		snprintf(b->path, sizeof(b->path), "/dev/%s",
+			 strrchr(b->aux, '/') + 1);
+		if (!access(b->path, F_OK))
+			return 0;
+		snprintf(b->path, sizeof(b->path), "/dev/nullb%d", idx);
+		if (!access(b->path, F_OK))
+			return 0;
+		usleep(10000);
+	}
+	return -ENOENT;
+}
+
+int vb_nullb_power(struct vb_backend *b, bool on)
+{
+	char val[300], idx[32];
+	int ret;
+
+	if (b->fd >= 0)
+		close(b->fd);
+	b->fd = -1;
+	ret = vb_write_attr(b->aux, "power", on ? "1" : "0");
+	if (ret || !on)
+		return ret;
+	snprintf(val, sizeof(val), "%s/index", b->aux);
+	ret = vb_read_text(val, idx, sizeof(idx));
+	if (ret < 0)
+		return ret;
+	return vb_nullb_node(b, atoi(idx));
 }
 
 int vb_nullb_create(struct vb_backend *b, uint64_t size, const char *badblocks,
@@ -1212,18 +1323,7 @@ int vb_nullb_create_attrs(struct vb_backend *b, uint64_t size,
 		*why = "null_blk index unreadable";
 		goto fail;
 	}
-	/* newer null_blk names the disk after the configfs item */
-	for (i = 0; i < 200; i++) {
-		snprintf(b->path, sizeof(b->path), "/dev/%s",
-			 strrchr(b->aux, '/') + 1);
-		if (!access(b->path, F_OK))
-			break;
-		snprintf(b->path, sizeof(b->path), "/dev/nullb%d", atoi(idx));
-		if (!access(b->path, F_OK))
-			break;
-		usleep(10000);
-	}
-	if (access(b->path, F_OK)) {
+	if (vb_nullb_node(b, atoi(idx))) {
 		*why = "null_blk device node did not appear";
 		ret = -ENOENT;
 		goto fail;
@@ -1243,6 +1343,19 @@ fail:
 	rmdir(b->aux);
 	b->aux[0] = 0;
 	return ret < 0 ? ret : -EIO;
+}
+
+int vb_nullb_create_slow(struct vb_backend *b, uint64_t size,
+			 unsigned int completion_ms, unsigned int depth,
+			 const char **why)
+{
+	char nsec[48], qd[48];
+	const char *const attrs[] = { "irqmode=2", nsec, qd, NULL };
+
+	snprintf(nsec, sizeof(nsec), "completion_nsec=%llu",
+		 completion_ms * 1000000ULL);
+	snprintf(qd, sizeof(qd), "hw_queue_depth=%u", depth);
+	return vb_nullb_create_attrs(b, size, attrs, 0, why);
 }
 
 static int vb_brd_create(struct vb_backend *b, int oflags, const char **why)
@@ -1269,14 +1382,17 @@ static int vb_brd_create(struct vb_backend *b, int oflags, const char **why)
 }
 
 /*
- * kind: "tmpfs" (file on tmpfs), "ext4" (file on ext4 on a loop device),
- * "loop" (loop device over a tmpfs file), "brd", "nullb".
+ * kind: "tmpfs" (file on tmpfs), "ext4" or "xfs" (file on that file system
+ * on a loop device), "loop" (loop device over a tmpfs file), "brd",
+ * "nullb".
  * oflags are added to O_RDWR (e.g. O_DIRECT).
  */
 int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 		      int oflags, const char **why)
 {
 	char dir[256], mnt[256] = "", cmd[640];
+	bool xfs = !strcmp(kind, "xfs");
+	const char *fs = xfs ? "xfs" : "ext4";
 	uint64_t img;
 	int ret, lfd;
 
@@ -1312,7 +1428,7 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 		b->discard_zeroes = true;
 		return b->fd;
 	}
-	if (strcmp(kind, "loop") && strcmp(kind, "ext4")) {
+	if (strcmp(kind, "loop") && strcmp(kind, "ext4") && !xfs) {
 		*why = "unknown backend kind";
 		return -EINVAL;
 	}
@@ -1340,6 +1456,9 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 	if (!strcmp(kind, "ext4"))
 		img = b->shared_fs && size + 32 * MiB < 160 * MiB ?
 		      160 * MiB : size + 32 * MiB;
+	/* mkfs.xfs refuses less than 300 MiB; tmpfs keeps what it writes */
+	if (xfs)
+		img = size + 32 * MiB < 320 * MiB ? 320 * MiB : size + 32 * MiB;
 	ret = vb_make_file(cmd, sizeof(cmd), dir, img);
 	if (ret) {
 		*why = "cannot create the loop backing file";
@@ -1366,28 +1485,40 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 			umount2(mnt, MNT_DETACH);
 		return b->fd;
 	}
-	if (access("/sbin/mkfs.ext4", X_OK) && access("/usr/sbin/mkfs.ext4", X_OK)) {
-		close(lfd);
-		*why = "mkfs.ext4 not installed";
-		return -ENOENT;
+	snprintf(cmd, sizeof(cmd), "/sbin/mkfs.%s", fs);
+	if (access(cmd, X_OK)) {
+		snprintf(cmd, sizeof(cmd), "/usr/sbin/mkfs.%s", fs);
+		if (access(cmd, X_OK)) {
+			close(lfd);
+			*why = xfs ? "mkfs.xfs not installed (apt-get install xfsprogs)" :
+				     "mkfs.ext4 not installed";
+			return -ENOENT;
+		}
 	}
-	snprintf(cmd, sizeof(cmd), "mkfs.ext4 -q -F -E nodiscard %s >/dev/null 2>&1",
-		 b->loopdev);
+	if (xfs)
+		snprintf(cmd, sizeof(cmd), "mkfs.xfs -q -f -K %s >/dev/null 2>&1",
+			 b->loopdev);
+	else
+		snprintf(cmd, sizeof(cmd),
+			 "mkfs.ext4 -q -F -E nodiscard %s >/dev/null 2>&1",
+			 b->loopdev);
 	if (vb_run(cmd)) {
 		close(lfd);
-		*why = "mkfs.ext4 failed";
+		*why = xfs ? "mkfs.xfs failed" : "mkfs.ext4 failed";
 		return -EIO;
 	}
-	vb_run("modprobe ext4 2>/dev/null");
+	snprintf(cmd, sizeof(cmd), "modprobe %s 2>/dev/null", fs);
+	vb_run(cmd);
 	if (!b->shared_fs)
-		snprintf(b->aux, sizeof(b->aux), "/tmp/vbt-ext4-XXXXXX");
+		snprintf(b->aux, sizeof(b->aux), "/tmp/vbt-%s-XXXXXX", fs);
 	if ((!b->shared_fs && !mkdtemp(b->aux)) ||
-	    mount(b->loopdev, b->aux, "ext4", 0, NULL)) {
+	    mount(b->loopdev, b->aux, fs, 0, NULL)) {
 		ret = -errno;
 		close(lfd);
 		rmdir(b->aux);
 		b->aux[0] = 0;
-		*why = "cannot mount ext4 (module missing?)";
+		*why = xfs ? "cannot mount xfs (not in this kernel?)" :
+			     "cannot mount ext4 (module missing?)";
 		return ret;
 	}
 	close(lfd);	/* the mount holds the loop device now */
@@ -1396,12 +1527,12 @@ int vb_backend_create(struct vb_backend *b, const char *kind, uint64_t size,
 ext4_file:
 	ret = vb_make_file(b->path, sizeof(b->path), b->aux, size);
 	if (ret) {
-		*why = "cannot create the ext4 image file";
+		*why = "cannot create the image file";
 		return ret;
 	}
 	b->fd = open(b->path, O_RDWR | O_CLOEXEC | oflags);
 	if (b->fd < 0) {
-		*why = "cannot open the ext4 image file";
+		*why = "cannot open the image file";
 		return -errno;
 	}
 	b->size = size;
@@ -1448,7 +1579,8 @@ void vb_backend_destroy(struct vb_backend *b)
 		}
 	} else if (!strcmp(b->kind, "ext4") && b->shared_fs) {
 		unlink(b->path);
-	} else if (!strcmp(b->kind, "ext4") && b->aux[0]) {
+	} else if ((!strcmp(b->kind, "ext4") || !strcmp(b->kind, "xfs")) &&
+		   b->aux[0]) {
 		unlink(b->path);
 		umount2(b->aux, MNT_DETACH);
 		rmdir(b->aux);
@@ -1539,6 +1671,58 @@ void vb_dm_destroy(struct vb_dm *dm)
 	for (i = 0; i < 50 && system(cmd); i++)
 		usleep(20000);
 	dm->name[0] = 0;
+}
+
+void vb_delay_init(struct vb_delay *dl)
+{
+	dl->disk.kind = NULL;
+	dl->dm.fd = -1;
+	dl->dm.name[0] = 0;
+	dl->sectors = 0;
+}
+
+int vb_delay_create(struct vb_delay *dl, const char *name, uint64_t size,
+		    const char *const *attrs, unsigned int delay_ms,
+		    const char **why)
+{
+	char table[512];
+	int ret;
+
+	vb_delay_init(dl);
+	ret = vb_nullb_create_attrs(&dl->disk, size, attrs, 0, why);
+	if (ret < 0)
+		return ret;
+	dl->sectors = size / VB_SECTOR;
+	if (vb_run("modprobe dm_delay 2>/dev/null"))
+		; /* built in, or dmsetup will say */
+	snprintf(table, sizeof(table), "0 %llu delay %s 0 %u",
+		 (unsigned long long)dl->sectors, dl->disk.path, delay_ms);
+	return vb_dm_create(&dl->dm, name, table, why);
+}
+
+int vb_dm_reload(const struct vb_dm *dm, const char *table)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd),
+		 "dmsetup suspend %s && dmsetup reload %s --table '%s' && dmsetup resume %s",
+		 dm->name, dm->name, table, dm->name);
+	return vb_run(cmd) ? -EIO : 0;
+}
+
+int vb_delay_release(struct vb_delay *dl)
+{
+	char table[512];
+
+	snprintf(table, sizeof(table), "0 %llu linear %s 0",
+		 (unsigned long long)dl->sectors, dl->disk.path);
+	return vb_dm_reload(&dl->dm, table);
+}
+
+void vb_delay_destroy(struct vb_delay *dl)
+{
+	vb_dm_destroy(&dl->dm);
+	vb_backend_destroy(&dl->disk);
 }
 
 /* Read the backend's content behind the device's back (page cache safe). */
@@ -1738,18 +1922,4 @@ uint64_t vb_user_top(void)
 	if (p != MAP_FAILED)
 		munmap(p, PAGE);
 	return (1ULL << 47) - PAGE;
-}
-
-long long vb_fdinfo_num(int fd, const char *key)
-{
-	char path[64], text[16384], *p;
-	size_t klen = strlen(key);
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	if (vb_read_text(path, text, sizeof(text)) < 0)
-		return -1;
-	for (p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-		if (!strncmp(p, key, klen) && p[klen] == ':')
-			return strtoll(p + klen + 1, NULL, 0);
-	return -1;
 }

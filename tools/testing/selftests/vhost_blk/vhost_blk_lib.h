@@ -201,7 +201,24 @@ int vb_write_text(const char *path, const char *text);
 /* Read @path into @buf, NUL-terminated; the length read or -errno. */
 int vb_read_text(const char *path, char *buf, size_t len);
 
-/* fdinfo of a /dev/vhost-blk fd: the sum over its queues of vqN.@field. */
+/*
+ * fdinfo of a /dev/vhost-blk fd: "name:\tvalue" lines, the device's
+ * fields, then each queue's as vqN.name.  One snapshot is read with
+ * vb_fdinfo_read() into VB_FDINFO_MAX bytes and parsed with
+ * vb_fdinfo_get*(), where fields must agree with each other; the fd-based
+ * readers take a snapshot of their own for one field.
+ */
+#define VB_FDINFO_MAX	(64 * 1024)
+/* Read the fdinfo of @fd into @text, NUL-terminated: its length or -errno. */
+int vb_fdinfo_read(int fd, char *text, size_t len);
+/* The value of field @key of @text, NUL-terminated in @val; NULL if absent. */
+const char *vb_fdinfo_get(const char *text, const char *key, char *val,
+			  size_t len);
+/* The value of field @key of @text as a number, or -1 if absent. */
+long long vb_fdinfo_get_num(const char *text, const char *key);
+/* The number of field @key ("vq0.inflight") of @fd's fdinfo, or -1. */
+long long vb_fdinfo_num(int fd, const char *key);
+/* The sum over @fd's queues of vqN.@field; -1 if fdinfo is unreadable. */
 long long vb_fdinfo_vq_sum(int fd, const char *field);
 
 /* Threads. */
@@ -254,6 +271,15 @@ unsigned int vb_vq_pending(const struct vb_vq *vq);
 /* One synchronous request: post, kick, wait; returns status or -errno. */
 int vb_io(struct vb_vq *vq, uint32_t type, uint64_t sector, uint64_t data_gpa,
 	  uint32_t len, unsigned int layout, uint32_t *used_len);
+/* Write the pattern of (@sector, @seed) at @sector through @vq: vb_io(). */
+int vb_io_write_pattern(struct vb_vq *vq, uint64_t gpa, uint64_t sector,
+			uint32_t len, uint32_t seed, uint32_t *used_len);
+/*
+ * Read @len bytes at @sector through @vq into @out (the buffer at @gpa is
+ * filled with 0xaa first, so that what the device did not write shows).
+ */
+int vb_io_read_to(struct vb_vq *vq, uint64_t gpa, uint64_t sector,
+		  uint32_t len, void *out, uint32_t *used_len);
 int vb_discard_wz(struct vb_vq *vq, uint32_t type, uint64_t sector,
 		  uint32_t nsect, uint32_t flags, uint32_t *used_len);
 
@@ -292,6 +318,24 @@ int vb_nullb_create(struct vb_backend *b, uint64_t size, const char *badblocks,
 int vb_nullb_create_attrs(struct vb_backend *b, uint64_t size,
 			  const char *const *attrs, int oflags,
 			  const char **why);
+/*
+ * A slow null_blk: each request completes by a timer @completion_ms after
+ * it was submitted (irqmode=2), @depth of them at a time per hardware queue.
+ */
+/*
+ * Power null_blk @b off (its disk goes away, memory_backed data stays) or
+ * on again (a new disk, whose node is then b->path).  b->fd is closed: the
+ * caller opens the new disk.  0 or -errno.
+ */
+int vb_nullb_power(struct vb_backend *b, bool on);
+int vb_nullb_create_slow(struct vb_backend *b, uint64_t size,
+			 unsigned int completion_ms, unsigned int depth,
+			 const char **why);
+/*
+ * Bind @file to a free loop device, with LO_FLAGS_AUTOCLEAR (it unbinds at
+ * its last close), and put its node in @dev: an open fd of it, or -errno.
+ */
+int vb_loop_attach(const char *file, char *dev, size_t dlen);
 int vb_backend_reopen(struct vb_backend *b, int flags);
 int vb_backend_read(const struct vb_backend *b, uint64_t off, void *buf,
 		    size_t len);
@@ -338,9 +382,6 @@ uint64_t vb_log_signals(const struct vb_log *l);
  */
 uint64_t vb_user_top(void);
 
-/* The number after "@key:" in the device's fdinfo, or -1 if absent. */
-long long vb_fdinfo_num(int fd, const char *key);
-
 /* A device-mapper device made with dmsetup (tests skip without it). */
 struct vb_dm {
 	char name[64];
@@ -356,5 +397,40 @@ bool vb_have_dmsetup(void);
 int vb_dm_create(struct vb_dm *dm, const char *name, const char *table,
 		 const char **why);
 void vb_dm_destroy(struct vb_dm *dm);
+/*
+ * Replace the table of @dm with @table ("0 SECTORS TARGET ARGS"): suspend
+ * (which waits for the bios in flight, and sends on those dm-delay holds),
+ * reload, resume.  0 or -EIO.
+ */
+int vb_dm_reload(const struct vb_dm *dm, const char *table);
+
+/*
+ * A hung or slow backend: dm-delay holding every bio for a while before it
+ * reaches a null_blk.  Unlike a slow null_blk, a bio-based target has no
+ * request timeout, and the bios it holds can be let go at once.
+ */
+struct vb_delay {
+	struct vb_backend disk;	/* the null_blk below */
+	struct vb_dm dm;	/* the delay target: dm.fd is the backend */
+	uint64_t sectors;
+};
+
+/* A vb_delay with nothing made: what vb_delay_destroy() may be called on. */
+void vb_delay_init(struct vb_delay *dl);
+/*
+ * A null_blk of @size bytes, with @attrs as in vb_nullb_create_attrs()
+ * (NULL: none), and dm device @name over it that holds every bio for
+ * @delay_ms: dl->dm.fd, or -errno and *why (tests skip: no null_blk,
+ * dmsetup or dm-delay).
+ */
+int vb_delay_create(struct vb_delay *dl, const char *name, uint64_t size,
+		    const char *const *attrs, unsigned int delay_ms,
+		    const char **why);
+/*
+ * Swap the delay for a linear table: suspending dm-delay sends the bios it
+ * holds on at once, and later ones pass straight through.  0 or -EIO.
+ */
+int vb_delay_release(struct vb_delay *dl);
+void vb_delay_destroy(struct vb_delay *dl);
 
 #endif /* VHOST_BLK_LIB_H */
