@@ -248,6 +248,13 @@ struct vhost_blk_req {
 	struct virtio_blk_discard_write_zeroes *segs;
 	unsigned int nr_segs;
 	struct kiocb iocb;
+	/*
+	 * The IOCB_NOWAIT kiocb completed with -EAGAIN after it started: the
+	 * worker serves the part again from the workqueue.  Set by the
+	 * completion before vhost_blk_req_put(), read and cleared by the
+	 * worker once the request is on vq->done.
+	 */
+	bool reissue;
 	struct list_head blocking;	/* on vhost_blk.blocking, punted */
 	struct page *inline_pages[VHOST_BLK_INLINE_PAGES];
 	struct bio_vec inline_bvec[VHOST_BLK_INLINE_PAGES];
@@ -286,6 +293,7 @@ struct vhost_blk_vq_stats {
 	u64 unsupp;			/* completed with VIRTIO_BLK_S_UNSUPP */
 	u64 signals;			/* call eventfd signalled */
 	u64 punted;			/* handed to the workqueue */
+	u64 reissued;			/* of those, after a late -EAGAIN */
 	u64 log_faults;			/* dirty-log writes that faulted */
 	atomic64_t kicks;		/* kick eventfd wake-ups */
 };

@@ -97,7 +97,18 @@ static void vhost_blk_kiocb_complete(struct kiocb *iocb, long ret)
 
 	if (req->type == VIRTIO_BLK_T_OUT)
 		kiocb_end_write(iocb);
-	if (ret != req->len)
+	/*
+	 * IOCB_NOWAIT can fail late: iomap submits the bios of a first
+	 * mapping, the next would block (an ILOCK another task holds), and
+	 * the kiocb completes with -EAGAIN after returning -EIOCBQUEUED.
+	 * Nothing says how much was done: the worker serves the whole part
+	 * again from the workqueue, without IOCB_NOWAIT, as io_uring
+	 * reissues (io_rw_should_reissue()).  Once only: -EAGAIN without
+	 * IOCB_NOWAIT is an error like any other.
+	 */
+	if (ret == -EAGAIN && (iocb->ki_flags & IOCB_NOWAIT))
+		req->reissue = true;
+	else if (ret != req->len)
 		req->status = VIRTIO_BLK_S_IOERR;
 	vhost_blk_req_put(req);
 }
@@ -128,6 +139,9 @@ static bool vhost_blk_kiocb_start_write(struct kiocb *iocb)
  * @nowait: fail instead of blocking
  *
  * Unless it returns -EAGAIN, the request is the kiocb's until it completes.
+ * A kiocb sent with @nowait that completes with -EAGAIN, having started,
+ * sets req->reissue instead of failing the request: the worker then sends
+ * the part again with vhost_blk_punt(), which calls this without @nowait.
  *
  * Context: the worker (@nowait) or the workqueue.
  * Return: 0, or -EAGAIN (nothing done) where the file system would block

@@ -359,7 +359,7 @@ static void vhost_blk_serve_blocking(struct vhost_blk_req *req)
  * vhost_blk_punt() - serve a request from the workqueue
  * @req: a request that may block: buffered file I/O, fsync, fallocate, a
  *	block device's discard or write-zeroes, or direct I/O that would
- *	have blocked the worker
+ *	have blocked the worker (or failed late for that: req->reissue)
  *
  * Context: the worker.
  */
@@ -854,6 +854,23 @@ static bool vhost_blk_req_next_part(struct vhost_blk_req *req)
 	return true;
 }
 
+/*
+ * The IOCB_NOWAIT kiocb of @req's part failed with -EAGAIN once it had
+ * started (see vhost_blk_kiocb_complete()): serve the part again from the
+ * workqueue, whose submission may block.  The part keeps its pages and its
+ * log ranges; its status is still the one it started with.  The guest sees
+ * one request: it is traced and counted once, when it completes, but for
+ * vqN.punted and vqN.reissued.
+ */
+static void vhost_blk_req_reissue(struct vhost_blk_req *req)
+{
+	req->reissue = false;
+	vhost_blk_stat_add(&req->vq->stats.reissued, 1);
+	atomic_set(&req->ref, 1);
+	vhost_blk_punt(req);
+	vhost_blk_req_put(req);
+}
+
 /* Put the completed requests of @vq on its used ring. */
 static void vhost_blk_complete(struct vhost_blk_vq *vq)
 {
@@ -865,6 +882,10 @@ static void vhost_blk_complete(struct vhost_blk_vq *vq)
 		u32 len = 1;
 		u8 status;
 
+		if (req->reissue) {
+			vhost_blk_req_reissue(req);
+			continue;
+		}
 		vhost_blk_req_unpin(req);
 		/* Log what the part wrote, then pin the next one. */
 		vhost_blk_req_log(req);
