@@ -584,6 +584,10 @@ static void vhost_blk_show_vq(struct seq_file *m, struct vhost_blk_vq *vq)
 		   READ_ONCE(st->signals));
 	seq_printf(m, "vq%u.punted:\t%llu\n", vq->index,
 		   READ_ONCE(st->punted));
+	seq_printf(m, "vq%u.reissued:\t%llu\n", vq->index,
+		   READ_ONCE(st->reissued));
+	seq_printf(m, "vq%u.cached_reqs:\t%u\n", vq->index,
+		   READ_ONCE(vq->nr_req_cache));
 	seq_printf(m, "vq%u.log_used:\t%d\n", vq->index,
 		   READ_ONCE(vq->log_used));
 	seq_printf(m, "vq%u.log_faults:\t%llu\n", vq->index,

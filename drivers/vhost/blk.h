@@ -107,6 +107,13 @@
 /* Pages described inline in a request; larger requests allocate. */
 #define VHOST_BLK_INLINE_PAGES	8
 
+/*
+ * Completed requests a queue keeps for its next ones: a queue at depth 64
+ * or less allocates no request once it runs.  A request is 568 bytes on
+ * x86-64 (kmalloc-1024), so at most 64 KiB a queue, charged to the owner.
+ */
+#define VHOST_BLK_REQ_CACHE	64
+
 /* Room for why a queue broke, as fdinfo and the trace show it. */
 #define VHOST_BLK_REASON_LEN	64
 
@@ -256,6 +263,11 @@ struct vhost_blk_req {
 	 */
 	bool reissue;
 	struct list_head blocking;	/* on vhost_blk.blocking, punted */
+	/*
+	 * Not cleared when a request is taken from the queue's cache
+	 * (vhost_blk_req_alloc()): each array is written before it is read,
+	 * up to @nr_pages, the bvecs built from them, and @nr_log.
+	 */
 	struct page *inline_pages[VHOST_BLK_INLINE_PAGES];
 	struct bio_vec inline_bvec[VHOST_BLK_INLINE_PAGES];
 	struct vhost_blk_log_range inline_log[VHOST_BLK_INLINE_PAGES];
@@ -361,6 +373,9 @@ struct vhost_blk_vq {
 	unsigned int inflight;		/* requests taken, not yet used */
 	unsigned int used_pending;	/* used entries not yet published */
 	struct llist_head done;		/* lock-free: completed requests */
+	/* Freed requests, linked by their node, for vhost_blk_req_alloc(). */
+	struct llist_node *req_cache;
+	unsigned int nr_req_cache;	/* at most VHOST_BLK_REQ_CACHE */
 
 	struct vhost_blk_seg *segs;	/* scratch for one chain */
 	unsigned int nr_segs;
@@ -551,6 +566,7 @@ extern struct workqueue_struct *vhost_blk_wq;
 void vhost_blk_handle_vq(struct vhost_blk_vq *vq);
 void vhost_blk_req_put(struct vhost_blk_req *req);
 void vhost_blk_punt(struct vhost_blk_req *req);
+void vhost_blk_req_cache_free(struct vhost_blk_vq *vq);
 void vhost_blk_blocking_init(struct vhost_blk *blk);
 void vhost_blk_blocking_flush(struct vhost_blk *blk);
 u8 vhost_blk_errno_status(int err);

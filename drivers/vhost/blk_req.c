@@ -157,10 +157,32 @@ void vhost_blk_req_put(struct vhost_blk_req *req)
 	rcu_read_unlock();
 }
 
+/*
+ * A request for @vq: one its worker freed before, or a new one.  Either is
+ * zero up to its inline arrays, as kzalloc() would leave it.
+ */
+static struct vhost_blk_req *vhost_blk_req_alloc(struct vhost_blk_vq *vq)
+{
+	struct vhost_blk_req *req;
+
+	lockdep_assert_held(&vq->mutex);
+	if (!vq->req_cache)
+		return kzalloc_obj(*req, GFP_KERNEL_ACCOUNT);
+	req = llist_entry(vq->req_cache, struct vhost_blk_req, node);
+	vq->req_cache = req->node.next;
+	WRITE_ONCE(vq->nr_req_cache, vq->nr_req_cache - 1);
+	memset(req, 0, offsetof(struct vhost_blk_req, inline_pages));
+	return req;
+}
+
+/* Free what @req allocated, and keep @req for its queue's next request. */
 static void vhost_blk_req_free(struct vhost_blk_req *req)
 {
+	struct vhost_blk_vq *vq = req->vq;
+
+	lockdep_assert_held(&vq->mutex);
 	if (req->pin_reserved)
-		vhost_blk_pin_put(req->vq->blk, req->pin_reserved);
+		vhost_blk_pin_put(vq->blk, req->pin_reserved);
 	if (req->pages != req->inline_pages)
 		kvfree(req->pages);
 	if (req->bvec != req->inline_bvec)
@@ -169,7 +191,29 @@ static void vhost_blk_req_free(struct vhost_blk_req *req)
 	if (req->log != req->inline_log)
 		kvfree(req->log);
 	kfree(req->segs);
-	kfree(req);
+	if (vq->nr_req_cache >= VHOST_BLK_REQ_CACHE) {
+		kfree(req);
+		return;
+	}
+	req->node.next = vq->req_cache;
+	vq->req_cache = &req->node;
+	WRITE_ONCE(vq->nr_req_cache, vq->nr_req_cache + 1);
+}
+
+/**
+ * vhost_blk_req_cache_free() - free the requests a queue kept
+ * @vq: the queue, drained: none of its requests is in flight
+ *
+ * Context: process; @vq's worker is gone or holds no request of it.
+ */
+void vhost_blk_req_cache_free(struct vhost_blk_vq *vq)
+{
+	struct vhost_blk_req *req, *tmp;
+
+	llist_for_each_entry_safe(req, tmp, vq->req_cache, node)
+		kfree(req);
+	vq->req_cache = NULL;
+	vq->nr_req_cache = 0;
 }
 
 static void vhost_blk_req_unpin(struct vhost_blk_req *req)
@@ -687,7 +731,7 @@ static bool vhost_blk_handle_req(struct vhost_blk_vq *vq, u16 head)
 			wlen += vq->segs[i].len;
 	}
 
-	req = kzalloc_obj(*req, GFP_KERNEL_ACCOUNT);
+	req = vhost_blk_req_alloc(vq);
 	if (!req) {
 		status = VIRTIO_BLK_S_IOERR;
 		goto complete;

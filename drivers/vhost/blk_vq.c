@@ -1268,6 +1268,8 @@ void vhost_blk_vq_init(struct vhost_blk_vq *vq)
 	vq->inflight = 0;
 	vq->used_pending = 0;
 	init_llist_head(&vq->done);
+	vq->req_cache = NULL;
+	vq->nr_req_cache = 0;
 	vq->segs = NULL;
 	vq->nr_segs = 0;
 	vq->nr_readable = 0;
@@ -1294,5 +1296,6 @@ void vhost_blk_vq_cleanup(struct vhost_blk_vq *vq)
 	if (vq->error_ctx)
 		eventfd_ctx_put(vq->error_ctx);
 	kvfree(vq->segs);
+	vhost_blk_req_cache_free(vq);
 	vhost_blk_vq_init(vq);
 }

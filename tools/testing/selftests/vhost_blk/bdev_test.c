@@ -397,6 +397,105 @@ TEST_F(slow, event_idx_leaves_used_flags_alone)
 
 /* ------------------------------------------------------ device-mapper */
 
+/*
+ * A queue keeps the requests it completed for its next ones, at most 64
+ * (VHOST_BLK_REQ_CACHE), and a kept request serves the next one as a new
+ * one would: writes and reads of a batch that reuses them carry the right
+ * data.
+ */
+#define CACHE_MAX	64
+#define CACHE_BATCH	100
+
+FIXTURE(cache) {
+	struct vb_dev d;
+	struct vb_backend b;
+	struct vb_vq *vq;
+	uint64_t wbuf, rbuf;
+};
+
+FIXTURE_SETUP(cache)
+{
+	struct vb_opts o = { .num = 128 };
+	const char *why = "";
+	int ret;
+
+	vb_dev_init(&self->d);
+	self->b.kind = NULL;
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	/* Slow enough that the whole batch is in flight at once. */
+	ret = vb_nullb_create_slow(&self->b, DISK_SIZE, SLOW_MS, 128, &why);
+	if (ret < 0)
+		SKIP(return, "slow null_blk: %s (%s)", why, strerror(-ret));
+	o.backend = self->b.fd;
+	ret = vb_dev_setup(&self->d, &o);
+	ASSERT_EQ(0, ret) TH_LOG("device setup: %s", strerror(-ret));
+	self->vq = &self->d.vq[0];
+	self->wbuf = vb_alloc_data(&self->d.mem, CACHE_BATCH * 4096);
+	self->rbuf = vb_alloc_data(&self->d.mem, CACHE_BATCH * 4096);
+	ASSERT_NE(0, self->wbuf);
+	ASSERT_NE(0, self->rbuf);
+}
+
+FIXTURE_TEARDOWN(cache)
+{
+	vb_dev_teardown(&self->d);
+	vb_backend_destroy(&self->b);
+}
+
+/*
+ * CACHE_BATCH 4 KiB requests of @type at once, slot i at sector 8 * i,
+ * each in one descriptor of the ring.
+ */
+static void cache_batch(struct __test_metadata *_metadata,
+			FIXTURE_DATA(cache) *self, uint32_t type)
+{
+	struct vb_req r[CACHE_BATCH];
+	uint64_t buf = type == VIRTIO_BLK_T_OUT ? self->wbuf : self->rbuf;
+	unsigned int i;
+
+	for (i = 0; i < CACHE_BATCH; i++) {
+		r[i] = (struct vb_req){ .type = type, .sector = 8 * i,
+					.data_gpa = buf + 4096 * i,
+					.data_len = 4096,
+					.layout = VB_L_INDIRECT };
+		ASSERT_EQ(0, vb_req_post(self->vq, &r[i]));
+	}
+	vb_vq_kick(self->vq);
+	ASSERT_EQ(0, vb_vq_wait(self->vq, CACHE_BATCH, VB_TIMEOUT_MS));
+	for (i = 0; i < CACHE_BATCH; i++)
+		ASSERT_EQ(VIRTIO_BLK_S_OK, r[i].status) TH_LOG("slot %u", i);
+}
+
+TEST_F(cache, completed_requests_are_kept_up_to_64_and_serve_the_next)
+{
+	static char want[CACHE_BATCH * 4096], got[CACHE_BATCH * 4096];
+	uint32_t ul;
+	unsigned int i;
+
+	/* One at a time: the one request is kept and taken again. */
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(VIRTIO_BLK_S_OK,
+			  vb_io(self->vq, VIRTIO_BLK_T_IN, 0, self->rbuf, 4096,
+				0, &ul));
+	ASSERT_EQ(1, vb_fdinfo_num(self->d.fd, "vq0.cached_reqs"));
+
+	for (i = 0; i < CACHE_BATCH; i++)
+		vb_pattern(want + 4096 * i, 4096, 8 * i, 0xcac4e);
+	ASSERT_EQ(0, vb_write(&self->d.mem, self->wbuf, want, sizeof(want)));
+	cache_batch(_metadata, self, VIRTIO_BLK_T_OUT);
+	ASSERT_EQ(CACHE_MAX, vb_fdinfo_num(self->d.fd, "vq0.cached_reqs"));
+	/* The reads take the kept requests first, the writes' among them. */
+	ASSERT_EQ(0, vb_fill(&self->d.mem, self->rbuf, 0, sizeof(got)));
+	cache_batch(_metadata, self, VIRTIO_BLK_T_IN);
+	ASSERT_EQ(0, vb_read(&self->d.mem, self->rbuf, got, sizeof(got)));
+	for (i = 0; i < CACHE_BATCH; i++)
+		ASSERT_EQ(0, memcmp(want + 4096 * i, got + 4096 * i, 4096))
+			TH_LOG("slot %u read back other data", i);
+	ASSERT_EQ(CACHE_MAX, vb_fdinfo_num(self->d.fd, "vq0.cached_reqs"));
+	ASSERT_EQ(0, vb_fdinfo_num(self->d.fd, "vq0.inflight"));
+}
+
 FIXTURE(dmerr) {
 	struct vb_dev d;
 	struct vb_dm dm;
