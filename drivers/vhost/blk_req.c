@@ -111,16 +111,7 @@ static unsigned int vhost_blk_max_blocking = 8;
 static int vhost_blk_max_blocking_set(const char *val,
 				      const struct kernel_param *kp)
 {
-	unsigned int n;
-	int ret;
-
-	ret = kstrtouint(val, 0, &n);
-	if (ret)
-		return ret;
-	if (!n || n > VHOST_BLK_MAX_BLOCKING)
-		return -EINVAL;
-	WRITE_ONCE(vhost_blk_max_blocking, n);
-	return 0;
+	return param_set_uint_minmax(val, kp, 1, VHOST_BLK_MAX_BLOCKING);
 }
 
 static const struct kernel_param_ops vhost_blk_max_blocking_ops = {
