@@ -100,11 +100,54 @@ check_pkg_dkms_built()
 		[ "$(modinfo -F version "$path")" = "$version" ]
 }
 
-# check_packaging BUILT: the whole stage; BUILT is empty when the module
-# or the selftests did not build.
+# check_pkg_suites BUILT SUITE_KVER KVER...: the selftests on each KVER,
+# with DKMS's module.  The suite ran on SUITE_KVER already, from the same
+# sources: there the VM only checks that modprobe loads DKMS's build.  On
+# the others the suite runs side by side, two VMs at once: each is waiting
+# most of the time (for dm-delay, timeouts, sleeps), using about a third
+# of the machine's two CPUs.  Their output follows, one after the other.
+check_pkg_suites()
+{
+	local built=$1 suite_kver=$2 kver status
+	local -a suites=() pids=()
+
+	shift 2
+	for kver; do
+		if [ -z "$built" ]; then
+			check_fail "selftests on $kver, modprobe'd from DKMS: not run, the build failed"
+		elif [ "$kver" = "$suite_kver" ]; then
+			check_run "packaging: modprobe vhost_blk on $kver loads the DKMS module (VM)" \
+				"$VB_TOOLS/vm" --kernel "$kver" --module modprobe \
+				--timeout "$timeout" -- test -c /dev/vhost-blk
+		else
+			echo "# booting $kver: modprobe vhost_blk from DKMS, then the selftests"
+			VHOST_BLK_FUZZ_SECONDS=$CHECK_MATRIX_FUZZ_SECONDS \
+				"$VB_TOOLS/vm" --kernel "$kver" --module modprobe \
+				--timeout "$timeout" >"$check_dir/suite-$kver.out" \
+				2>"$check_dir/suite-$kver.err" &
+			pids+=($!)
+			suites+=("$kver")
+		fi
+	done
+	for kver in "${suites[@]}"; do
+		status=0
+		wait "${pids[0]}" || status=$?
+		pids=("${pids[@]:1}")
+		echo "# selftests on $kver, modprobe'd from DKMS:"
+		cat "$check_dir/suite-$kver.err" >&2
+		check_ktap_output "selftests on $kver, modprobe'd from DKMS (exit status, guest kernel log)" \
+			"$status" "$check_dir/suite-$kver.out"
+	done
+}
+
+# check_packaging BUILT SUITE_KVER: the whole stage; BUILT is empty when
+# the module or the selftests did not build.  The suite ran on SUITE_KVER
+# already: there DKMS's module is only loaded, elsewhere the suite runs on
+# it.
 check_packaging()
 {
-	local built=$1 version kver kernels debs lock_fd stage_start=$SECONDS
+	local built=$1 suite_kver=$2 version kver kernels debs lock_fd
+	local stage_start=$SECONDS
 
 	check_run "packaging: install dkms, debhelper and the kernels" \
 		vb_need_packages "${CHECK_PKG_PACKAGES[@]}" || return
@@ -131,15 +174,7 @@ check_packaging()
 				check_run "packaging: DKMS built and installed vhost_blk $version for $kver" \
 					check_pkg_dkms_built "$kver" "$version"
 			done
-			for kver in "${kernels[@]}"; do
-				if [ -z "$built" ]; then
-					check_fail "selftests on $kver, modprobe'd from DKMS: not run, the build failed"
-					continue
-				fi
-				echo "# booting $kver: modprobe vhost_blk from DKMS, then the selftests"
-				check_ktap "selftests on $kver, modprobe'd from DKMS (exit status, guest kernel log)" \
-					"$VB_TOOLS/vm" --kernel "$kver" --module modprobe --timeout "$timeout"
-			done
+			check_pkg_suites "$built" "$suite_kver" "${kernels[@]}"
 		fi
 		check_run "packaging: apt-get purge removes the packages, the module and the source" \
 			check_pkg_purged
