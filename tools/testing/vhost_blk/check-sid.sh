@@ -92,6 +92,7 @@ check_sid()
 		check_fail "selftests on $kver: not run, the selftests did not build"
 	else
 		echo "# booting $kver with the $VB_SID_SUITE root for the selftests"
+		VHOST_BLK_FUZZ_SECONDS=$CHECK_MATRIX_FUZZ_SECONDS \
 		check_ktap "selftests on $kver, $VB_SID_SUITE root (exit status, guest kernel log)" \
 			"$VB_TOOLS/vm" --root "$root" --kernel "$kver" \
 			--module "$CHECK_SID_MODULE/vhost_blk.ko" --timeout "$timeout"

@@ -19,7 +19,7 @@ VB_PACKAGES=(
 	build-essential perl kmod xz-utils zstd cpio
 	linux-image-amd64 linux-headers-amd64 linux-source-6.12
 	qemu-system-x86 busybox-static
-	sparse fio e2fsprogs util-linux dmsetup procps
+	sparse fio e2fsprogs xfsprogs util-linux dmsetup procps
 	bpftrace
 )
 
