@@ -8,6 +8,8 @@
 #   make check-quick                                    all but check-debug
 #   make check-debug                                    selftests on a KASAN/lockdep/kmemleak kernel
 #   make check-e2e [QEMU_VERSION=10.2]                  vhost-blk-pci guests, nested KVM
+#   make fuzz [DURATION=600]                            the fuzzer, with kcov, on the debug kernel
+#   make soak [DURATION=600] [SOAK_KERNEL=debian]       verified I/O under injected faults
 #   make demo                                           show it in a VM
 #   sudo make install                                   install it into updates/
 #   make deb                                            the Debian packages
@@ -83,6 +85,28 @@ check-quick:
 check-debug:
 	@$(TOOLS)/check-debug
 
+# The fuzzer alone, coverage-guided on the sanitizer kernel, for DURATION
+# seconds (default 600); what it finds joins the cached corpus.
+DURATION ?= 600
+fuzz:
+	@VHOST_BLK_FUZZ_SECONDS=$(DURATION) $(TOOLS)/check-debug \
+		--only fuzz_coverage_test.sh --timeout $$(( $(DURATION) + 900 ))
+
+# The soak alone: verified I/O on several devices while faults are
+# injected, for DURATION seconds, on the sanitizer kernel (kmemleak,
+# KASAN, lockdep); SOAK_KERNEL=debian runs it on Debian's kernel instead
+# (KVER picks which), much faster.
+soak:
+ifeq ($(SOAK_KERNEL),debian)
+	@$(MAKE) -s module selftests
+	@cd $(KSFT)/vhost_blk && VHOST_BLK_SOAK_SECONDS=$(DURATION) \
+		$(TOOLS)/vm $(VM_KERNEL) --timeout $$(( $(DURATION) + 600 )) \
+		-- ./soak_test.sh
+else
+	@VHOST_BLK_SOAK_SECONDS=$(DURATION) $(TOOLS)/check-debug \
+		--only soak_test.sh --timeout $$(( $(DURATION) + 900 ))
+endif
+
 # Only the end-to-end tests (part of check): patched QEMU, nested KVM.
 check-e2e:
 	$(TOOLS)/e2e $(VM_KERNEL) $(if $(QEMU_VERSION),--qemu-version $(QEMU_VERSION))
@@ -98,4 +122,4 @@ clean:
 	$(MAKE) $(KBUILD_ARGS) clean
 	rm -rf $(BUILD)
 
-.PHONY: all module install uninstall version deb sparse selftests check check-quick check-debug check-e2e demo bench clean
+.PHONY: all module install uninstall version deb sparse selftests check check-quick check-debug check-e2e fuzz soak demo bench clean
