@@ -640,14 +640,25 @@ static int __init vhost_blk_init(void)
 {
 	int ret;
 
+	vhost_blk_req_cachep = KMEM_CACHE(vhost_blk_req, SLAB_ACCOUNT);
+	if (!vhost_blk_req_cachep)
+		return -ENOMEM;
 	/* Each device bounds its own share (max_blocking), not the queue. */
 	vhost_blk_wq = alloc_workqueue("vhost-blk", WQ_UNBOUND,
 				       WQ_UNBOUND_MAX_ACTIVE);
-	if (!vhost_blk_wq)
-		return -ENOMEM;
+	if (!vhost_blk_wq) {
+		ret = -ENOMEM;
+		goto err_cache;
+	}
 	ret = misc_register(&vhost_blk_misc);
 	if (ret)
-		destroy_workqueue(vhost_blk_wq);
+		goto err_wq;
+	return 0;
+
+err_wq:
+	destroy_workqueue(vhost_blk_wq);
+err_cache:
+	kmem_cache_destroy(vhost_blk_req_cachep);
 	return ret;
 }
 module_init(vhost_blk_init);
@@ -656,6 +667,8 @@ static void __exit vhost_blk_exit(void)
 {
 	misc_deregister(&vhost_blk_misc);
 	destroy_workqueue(vhost_blk_wq);
+	/* Every device is released: its requests are freed. */
+	kmem_cache_destroy(vhost_blk_req_cachep);
 }
 module_exit(vhost_blk_exit);
 

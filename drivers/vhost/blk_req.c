@@ -27,6 +27,8 @@
  * uses at most max_blocking of its workers at a time.
  */
 struct workqueue_struct *vhost_blk_wq;
+/* Every struct vhost_blk_req, accounted to the memcg of the task that allocates. */
+struct kmem_cache *vhost_blk_req_cachep;
 
 /*
  * Pages one device may have pinned at a time.  Every descriptor is pinned
@@ -150,7 +152,7 @@ void vhost_blk_req_put(struct vhost_blk_req *req)
 
 /*
  * A request for @vq: one its worker freed before, or a new one.  Either is
- * zero up to its inline arrays, as kzalloc() would leave it.
+ * zero up to its inline arrays, as kmem_cache_zalloc() would leave it.
  */
 static struct vhost_blk_req *vhost_blk_req_alloc(struct vhost_blk_vq *vq)
 {
@@ -158,7 +160,8 @@ static struct vhost_blk_req *vhost_blk_req_alloc(struct vhost_blk_vq *vq)
 
 	lockdep_assert_held(&vq->mutex);
 	if (!vq->req_cache)
-		return kzalloc_obj(*req, GFP_KERNEL_ACCOUNT);
+		return kmem_cache_zalloc(vhost_blk_req_cachep,
+					 GFP_KERNEL_ACCOUNT);
 	req = llist_entry(vq->req_cache, struct vhost_blk_req, node);
 	vq->req_cache = req->node.next;
 	WRITE_ONCE(vq->nr_req_cache, vq->nr_req_cache - 1);
@@ -183,7 +186,7 @@ static void vhost_blk_req_free(struct vhost_blk_req *req)
 		kvfree(req->log);
 	kfree(req->segs);
 	if (vq->nr_req_cache >= VHOST_BLK_REQ_CACHE) {
-		kfree(req);
+		kmem_cache_free(vhost_blk_req_cachep, req);
 		return;
 	}
 	req->node.next = vq->req_cache;
@@ -202,7 +205,7 @@ void vhost_blk_req_cache_free(struct vhost_blk_vq *vq)
 	struct vhost_blk_req *req, *tmp;
 
 	llist_for_each_entry_safe(req, tmp, vq->req_cache, node)
-		kfree(req);
+		kmem_cache_free(vhost_blk_req_cachep, req);
 	vq->req_cache = NULL;
 	vq->nr_req_cache = 0;
 }
