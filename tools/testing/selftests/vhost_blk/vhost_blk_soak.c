@@ -208,6 +208,9 @@ struct sk_devctl {
 	enum sk_kind kind;
 	const char *name;
 	pid_t owner;
+	/* sk_wait() reaped the owner, which exited with @status */
+	bool reaped;
+	int status;
 	struct vb_backend disk;	/* null_blk or the ext4 file */
 	struct vb_dm dm;	/* K_DM: the dm device over disk */
 	int dm_gen;
@@ -682,14 +685,33 @@ static int sk_wait(int di)
 	int64_t end = sk_now_ms() + SK_CMD_MS;
 
 	while (SK_LOAD(s->ack_seq) != seq) {
-		if (SK_LOAD(s->failed) || sk_now_ms() > end ||
-		    waitpid(ctl[di].owner, NULL, WNOHANG) == ctl[di].owner) {
+		bool gone = false;
+
+		if (!SK_LOAD(s->failed) && sk_now_ms() <= end) {
+			gone = waitpid(ctl[di].owner, &ctl[di].status,
+				       WNOHANG) == ctl[di].owner;
+			if (!gone) {
+				sk_msleep(5);
+				continue;
+			}
+		}
+		/*
+		 * An owner told to stop acknowledges and exits at once: it
+		 * may have done both since the loop's test.
+		 */
+		if (gone && mode == SK_STOP && !SK_LOAD(s->failed) &&
+		    SK_LOAD(s->ack_seq) == seq) {
+			ctl[di].reaped = true;
+			break;
+		}
+		if (gone)
+			sk_parent_fail("dev%d: owner exited during command %d, status %#x",
+				       di, mode, ctl[di].status);
+		else
 			sk_parent_fail("dev%d: owner failed command %d%s%s", di,
 				       mode, s->failed ? ": " : "",
 				       s->failed ? s->why : "");
-			return -EIO;
-		}
-		sk_msleep(5);
+		return -EIO;
 	}
 	return 0;
 }
@@ -706,7 +728,9 @@ static int sk_stop_owner(int di)
 	char name[32];
 
 	vb_worker_name(name, sizeof(name), ctl[di].owner);
-	status = sk_waitpid(ctl[di].owner, SK_CMD_MS);
+	status = ctl[di].reaped ? ctl[di].status :
+				  sk_waitpid(ctl[di].owner, SK_CMD_MS);
+	ctl[di].reaped = false;
 	if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
 		sk_parent_fail("dev%d: stopped owner did not exit cleanly", di);
 		ret = -EIO;
@@ -766,6 +790,27 @@ static int sk_dm_new(struct sk_devctl *c, int di)
 	c->dm.fd = -1;
 	snprintf(sk->dev[di].path, sizeof(sk->dev[di].path), "%s", c->dm.path);
 	return 0;
+}
+
+/*
+ * Device @di's disk was made (@made >= 0, an open fd we do not keep) with
+ * @fault for it, or not, for @why: the fault is then missing.
+ */
+static void sk_dev_made(int di, int made, const char *why, int fault)
+{
+	struct sk_devctl *c = &ctl[di];
+
+	if (made < 0) {
+		fprintf(stderr, "soak: dev%d: %s\n", di, why);
+		sk_missing[fault] = why;
+		return;
+	}
+	close(c->disk.fd);
+	c->disk.fd = -1;
+	snprintf(sk->dev[di].path, sizeof(sk->dev[di].path), "%s",
+		 c->disk.path);
+	c->present = true;
+	c->faults[fault] = true;
 }
 
 /*
@@ -837,7 +882,7 @@ static void sk_setup(void)
 {
 	const char *why = "";
 	char path[300];
-	int i;
+	int i, made;
 
 	for (i = 0; i < SK_NDEV; i++)
 		ctl[i].dm.name[0] = 0;
@@ -874,32 +919,14 @@ static void sk_setup(void)
 	/* dev1: a null_blk alone, powered off and on */
 	ctl[1].kind = K_NULLB;
 	ctl[1].name = "null_blk";
-	if (vb_nullb_create(&ctl[1].disk, SK_DISK, NULL, 0, &why) < 0) {
-		fprintf(stderr, "soak: dev1: %s\n", why);
-		sk_missing[F_POWEROFF] = why;
-	} else {
-		close(ctl[1].disk.fd);
-		ctl[1].disk.fd = -1;
-		snprintf(sk->dev[1].path, sizeof(sk->dev[1].path), "%s",
-			 ctl[1].disk.path);
-		ctl[1].present = true;
-		ctl[1].faults[F_POWEROFF] = true;
-	}
+	made = vb_nullb_create(&ctl[1].disk, SK_DISK, NULL, 0, &why);
+	sk_dev_made(1, made, why, F_POWEROFF);
 
 	/* dev2: a file on ext4, frozen and thawed */
 	ctl[2].kind = K_EXT4;
 	ctl[2].name = "file on ext4";
-	if (vb_backend_create(&ctl[2].disk, "ext4", SK_DISK, 0, &why) < 0) {
-		fprintf(stderr, "soak: dev2: %s\n", why);
-		sk_missing[F_FREEZE] = why;
-	} else {
-		close(ctl[2].disk.fd);
-		ctl[2].disk.fd = -1;
-		snprintf(sk->dev[2].path, sizeof(sk->dev[2].path), "%s",
-			 ctl[2].disk.path);
-		ctl[2].present = true;
-		ctl[2].faults[F_FREEZE] = true;
-	}
+	made = vb_backend_create(&ctl[2].disk, "ext4", SK_DISK, 0, &why);
+	sk_dev_made(2, made, why, F_FREEZE);
 
 	/* dev3: a loop device over a file on tmpfs, detached under I/O */
 	ctl[3].kind = K_LOOP;
