@@ -50,7 +50,9 @@ nested_initramfs()
 		cp "$VB_TOOLS/l2-init" "$tmp/init"
 		chmod +x "$tmp/init"
 		: >"$tmp/etc/modules"
-		for path in $(for m in virtio_pci virtio_blk; do
+		# vfat and its code pages: the firmware run mounts the
+		# partition it booted from.
+		for path in $(for m in virtio_pci virtio_blk vfat nls_cp437 nls_ascii nls_utf8; do
 				modprobe -S "$kver" --show-depends "$m"
 			      done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }'); do
 			case "$path" in
@@ -83,11 +85,18 @@ NESTED_BOOTS=1
 # before that its l2-init dumps its tasks' stacks on the console.  With
 # NESTED_APPEND set, the console and stderr are appended to LOG and
 # LOG.stderr: a guest migrated to this QEMU goes on writing to the same log.
+# With NESTED_DISK_BOOT set, the firmware boots a disk of the QEMU-ARGs
+# (whose boot loader passes the kernel its command line): no -kernel,
+# -initrd or -append, and APPEND is not used.  NESTED_ACCEL: the
+# accelerator (default kvm).
 nested_l2()
 {
 	local log=$1 qmp=$2 smp=$3 limit=$4 append=$5 console=(-serial "file:$log")
+	local boot=(-kernel "$nested_kernel" -initrd "$nested_initramfs"
+		-append "console=ttyS0 rdinit=/init quiet panic=-1 e2e.watchdog=$((limit - 30)) $append")
 
 	shift 5
+	[ -z "${NESTED_DISK_BOOT:-}" ] || boot=()
 	nested_log=$log
 	nested_limit=$limit
 	nested_start=$SECONDS
@@ -96,13 +105,11 @@ nested_l2()
 	else
 		: >"$log.stderr"
 	fi
-	"$nested_qemu" "${NESTED_FIRMWARE[@]}" -accel kvm -cpu max -M pc \
+	"$nested_qemu" "${NESTED_FIRMWARE[@]}" -accel "${NESTED_ACCEL:-kvm}" -cpu max -M pc \
 		-smp "$smp" -m 512M -nodefaults -no-user-config -nographic \
 		-monitor none "${console[@]}" \
 		-qmp "unix:$qmp,server=on,wait=off" \
-		-kernel "$nested_kernel" -initrd "$nested_initramfs" \
-		-append "console=ttyS0 rdinit=/init quiet panic=-1 e2e.watchdog=$((limit - 30)) $append" \
-		"$@" </dev/null 2>>"$log.stderr" &
+		"${boot[@]}" "$@" </dev/null 2>>"$log.stderr" &
 	nested_pid=$!
 }
 
