@@ -416,9 +416,12 @@ static long long cg_memory_current(const char *cg)
 /*
  * The worker allocates each request's arrays with __GFP_ACCOUNT, which a
  * kthread charges to nobody unless it names a memcg: with CG_QUEUES *
- * CG_REQS 1 MiB reads held for 2 s by a slow null_blk, the owner's
+ * CG_REQS 1 MiB reads held for 4 s by a slow null_blk, the owner's
  * memory.current must hold their page and bio_vec arrays (6 KiB each).
- * Their 102,400 pinned pages need more than the default pin budget.
+ * Their 102,400 pinned pages need more than the default pin budget.  (With
+ * 2 s, a suite VM beside two others under TCG once had the first requests
+ * complete before the worker had taken the last ones; null_blk's request
+ * timeout, 5 s, fails a request held longer.)
  */
 #define CG_QUEUES	4
 #define CG_REQS		100
@@ -426,7 +429,7 @@ static long long cg_memory_current(const char *cg)
 TEST_F(cg, worker_allocations_are_charged_to_the_owner_memcg)
 {
 	static const char *const attrs[] = {
-		"irqmode=2", "completion_nsec=2000000000",
+		"irqmode=2", "completion_nsec=4000000000",
 		"hw_queue_depth=1024", "max_sectors=2048", NULL,
 	};
 	static struct vb_req r[CG_QUEUES][CG_REQS];
