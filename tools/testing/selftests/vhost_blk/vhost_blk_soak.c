@@ -391,6 +391,16 @@ static struct sk_slot *sk_free_slot(struct sk_owner *o, int *q)
 	return NULL;
 }
 
+/* Kick each queue of @o that @posted says got a request. */
+static void sk_kick_posted(struct sk_owner *o, const bool *posted)
+{
+	int q;
+
+	for (q = 0; q < SK_NVQS; q++)
+		if (posted[q])
+			vb_vq_kick(&o->d.vq[q]);
+}
+
 /* Random I/O until there is no room, then kick. */
 static int sk_fill_queues(struct sk_owner *o)
 {
@@ -414,9 +424,7 @@ static int sk_fill_queues(struct sk_owner *o)
 		posted[q] = true;
 		q = (q + 1) % SK_NVQS;
 	}
-	for (q = 0; q < SK_NVQS; q++)
-		if (posted[q])
-			vb_vq_kick(&o->d.vq[q]);
+	sk_kick_posted(o, posted);
 	return 0;
 }
 
@@ -437,9 +445,7 @@ static int sk_verify(struct sk_owner *o)
 			posted[q] = true;
 			q = (q + 1) % SK_NVQS;
 		}
-		for (q = 0; q < SK_NVQS; q++)
-			if (posted[q])
-				vb_vq_kick(&o->d.vq[q]);
+		sk_kick_posted(o, posted);
 		ret = sk_reap(o, 20);
 	}
 	return ret;
