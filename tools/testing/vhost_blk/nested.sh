@@ -98,8 +98,11 @@ nested_l2()
 	shift 5
 	[ -z "${NESTED_DISK_BOOT:-}" ] || boot=()
 	nested_log=$log
+	nested_qmp=$qmp
 	nested_limit=$limit
 	nested_start=$SECONDS
+	nested_ticks=$(nested_count '^E2E tick')
+	nested_tick_at=
 	if [ -n "${NESTED_APPEND:-}" ]; then
 		console=(-chardev "file,id=console,path=$log,append=on" -serial chardev:console)
 	else
@@ -113,22 +116,83 @@ nested_l2()
 	nested_pid=$!
 }
 
+# nested_count PATTERN: how many lines of the running L2 guest's console
+# match PATTERN.
+nested_count()
+{
+	local n
+
+	n=$(grep -a -c -- "$1" "$nested_log" 2>/dev/null) || true
+	echo "${n:-0}"
+}
+
 # nested_boots: how many times the running L2 guest has booted.
 nested_boots()
 {
-	grep -a -c 'E2E boot' "$nested_log" 2>/dev/null || true
+	nested_count 'E2E boot'
 }
 
-# nested_alive: whether the L2 QEMU runs and its guest booted no more than
-# expected; a guest that booted again is stopped.
+# A guest whose l2-init printed its heartbeat ("E2E tick", every 10 s) and
+# then printed none for NESTED_STALL seconds has stopped as a whole: a
+# request that never completes blocks one task, not the heartbeat.
+NESTED_STALL=90
+
+# nested_stalled: whether the running L2 guest's heartbeat stopped (the
+# count is taken at each call: callers poll).  Until the first new tick
+# (a migrated guest's log has its source's) nothing counts as a stall.
+nested_stalled()
+{
+	local n
+
+	n=$(nested_count '^E2E tick')
+	if [ "$n" -ne "$nested_ticks" ]; then
+		nested_ticks=$n
+		nested_tick_at=$SECONDS
+		return 1
+	fi
+	[ -n "$nested_tick_at" ] && [ $((SECONDS - nested_tick_at)) -ge "$NESTED_STALL" ]
+}
+
+# nested_stall_report: what the stalled guest's QEMU is doing: its
+# threads' kernel stacks (one blocked in vhost_blk is our fault, and says
+# so) and where the guest's vCPUs are.  The line "# the L2 guest stalled"
+# (which e2e's retry looks for) is printed only when no thread is in
+# vhost_blk.
+nested_stall_report()
+{
+	local task ours=
+
+	for task in /proc/"$nested_pid"/task/*; do
+		echo "# L2 QEMU thread ${task##*/} ($(cat "$task/comm" 2>/dev/null)), $(grep '^State:' "$task/status" 2>/dev/null):"
+		sed 's/^/#     /' "$task/stack" 2>/dev/null
+		! grep -q vhost_blk "$task/stack" 2>/dev/null || ours=1
+	done
+	vb_bounded 20 "QMP info registers" "$VB_TOOLS/qmp" --timeout 15 "$nested_qmp" \
+		human-monitor-command '{"command-line": "info registers -a"}' 2>&1 |
+		sed 's/\\r\\n/\n/g' | grep -E 'CPU#|RIP=|CR0=|EFL=' | sed 's/^/#   /'
+	if [ -n "$ours" ]; then
+		echo "# the L2 guest's heartbeat stopped with a QEMU thread in vhost_blk"
+	else
+		echo "# the L2 guest stalled: no heartbeat on its console for $NESTED_STALL s, no QEMU thread in vhost_blk: stopping it"
+	fi
+}
+
+# nested_alive: whether the L2 QEMU runs, its guest booted no more than
+# expected and has not stalled (nested_stalled); a guest that booted
+# again or stalled is stopped.
 nested_alive()
 {
 	local boots
 
 	kill -0 "$nested_pid" 2>/dev/null || return 1
 	boots=$(nested_boots)
-	[ "${boots:-0}" -gt "$NESTED_BOOTS" ] || return 0
-	echo "# the L2 guest booted $boots times, $NESTED_BOOTS expected: stopping it"
+	if [ "${boots:-0}" -gt "$NESTED_BOOTS" ]; then
+		echo "# the L2 guest booted $boots times, $NESTED_BOOTS expected: stopping it"
+	elif nested_stalled; then
+		nested_stall_report
+	else
+		return 0
+	fi
 	nested_cleanup
 	return 1
 }
