@@ -75,27 +75,53 @@ check_sid_dkms()
 		[ "$(modinfo -F version "$root$path")" = "$version" ]
 }
 
-# check_sid BUILT: the whole stage; BUILT is empty when the selftests did
-# not build.
-check_sid()
+# check_sid_start BUILT: the first half of the stage (BUILT is empty when
+# the selftests did not build): the root, the module built in it, and the
+# suite's VM started in the background, beside the packaging stage's two
+# (each waits most of the time); check_sid_finish reports it.
+check_sid_pid=
+check_sid_start()
 {
-	local built=$1 root kver series stage_start=$SECONDS
+	local built=$1
 
+	check_sid_stage_start=$SECONDS
+	check_sid_kver=
 	check_run "newest kernel: Debian $VB_SID_SUITE root (sid-root)" check_sid_root || return
-	root=$(cat "$check_dir/sid-root")
-	kver=$(vb_sid_kernel_version "$root")
-	echo "# newest kernel: $kver, in $root"
-	if ! check_run "build vhost_blk.ko for $kver in the $VB_SID_SUITE root (W=1)" \
-		check_sid_build "$root" "$kver"; then
-		check_fail "selftests on $kver: not run, the build failed"
+	check_sid_root_dir=$(cat "$check_dir/sid-root")
+	check_sid_kver=$(vb_sid_kernel_version "$check_sid_root_dir")
+	echo "# newest kernel: $check_sid_kver, in $check_sid_root_dir"
+	if ! check_run "build vhost_blk.ko for $check_sid_kver in the $VB_SID_SUITE root (W=1)" \
+		check_sid_build "$check_sid_root_dir" "$check_sid_kver"; then
+		check_fail "selftests on $check_sid_kver: not run, the build failed"
 	elif [ -z "$built" ]; then
-		check_fail "selftests on $kver: not run, the selftests did not build"
+		check_fail "selftests on $check_sid_kver: not run, the selftests did not build"
 	else
-		echo "# booting $kver with the $VB_SID_SUITE root for the selftests"
+		echo "# booting $check_sid_kver with the $VB_SID_SUITE root for the selftests (output after the packaging stage's)"
 		VHOST_BLK_FUZZ_SECONDS=$CHECK_MATRIX_FUZZ_SECONDS \
-		check_ktap "selftests on $kver, $VB_SID_SUITE root (exit status, guest kernel log)" \
-			"$VB_TOOLS/vm" --root "$root" --kernel "$kver" \
-			--module "$CHECK_SID_MODULE/vhost_blk.ko" --timeout "$timeout"
+			"$VB_TOOLS/vm" --root "$check_sid_root_dir" --kernel "$check_sid_kver" \
+			--module "$CHECK_SID_MODULE/vhost_blk.ko" --timeout "$timeout" \
+			>"$check_dir/suite-sid.out" 2>"$check_dir/suite-sid.err" &
+		check_sid_pid=$!
+	fi
+	check_sid_stage_time=$((SECONDS - check_sid_stage_start))
+}
+
+# check_sid_finish: the second half: the suite's results, DKMS in an
+# overlay of the root, the in-tree build in that release's linux-source.
+check_sid_finish()
+{
+	local root=${check_sid_root_dir:-} kver=$check_sid_kver series status
+	local stage_start=$SECONDS
+
+	[ -n "$kver" ] || return
+	if [ -n "$check_sid_pid" ]; then
+		status=0
+		wait "$check_sid_pid" || status=$?
+		check_sid_pid=
+		echo "# selftests on $kver, $VB_SID_SUITE root:"
+		cat "$check_dir/suite-sid.err" >&2
+		check_ktap_output "selftests on $kver, $VB_SID_SUITE root (exit status, guest kernel log)" \
+			"$status" "$check_dir/suite-sid.out"
 	fi
 
 	# DKMS, on a throwaway overlay of the root.
@@ -118,5 +144,5 @@ check_sid()
 		vb_in_root "$root" "$VB_TOP" "$VB_CACHE" -- \
 		env VHOST_BLK_CACHE="$VB_CACHE" "$VB_TOOLS/intree-build" \
 		--series "$series" --checkpatch
-	echo "# newest-kernel stage took $((SECONDS - stage_start)) s"
+	echo "# newest-kernel stage took $((check_sid_stage_time + SECONDS - stage_start)) s (its suite's VM ran beside the packaging stage)"
 }
