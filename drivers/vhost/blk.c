@@ -586,6 +586,8 @@ static void vhost_blk_show_vq(struct seq_file *m, struct vhost_blk_vq *vq)
 		   READ_ONCE(st->punted));
 	seq_printf(m, "vq%u.reissued:\t%llu\n", vq->index,
 		   READ_ONCE(st->reissued));
+	seq_printf(m, "vq%u.bounced:\t%llu\n", vq->index,
+		   READ_ONCE(st->bounced));
 	seq_printf(m, "vq%u.cached_reqs:\t%u\n", vq->index,
 		   READ_ONCE(vq->nr_req_cache));
 	seq_printf(m, "vq%u.log_used:\t%d\n", vq->index,

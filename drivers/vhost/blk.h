@@ -264,6 +264,19 @@ struct vhost_blk_req {
 	 * worker once the request is on vq->done.
 	 */
 	bool reissue;
+	/*
+	 * What the backend serves of the part: @bvec and @nr_pages, the
+	 * guest's pinned buffers, or @bounce and @nr_bounce, pages of ours
+	 * when a buffer is not as the backend needs it (a segment off the
+	 * device's DMA alignment or not a whole number of its logical
+	 * blocks: SeaBIOS sends such), as QEMU bounces.  The worker copies
+	 * an OUT part in before it is sent, and an IN part out to the
+	 * guest's pages when it completes (vhost_blk_req_unbounce()).
+	 */
+	struct bio_vec *io_bvec;
+	unsigned int io_nr;
+	struct bio_vec *bounce;
+	unsigned int nr_bounce;
 	struct list_head blocking;	/* on vhost_blk.blocking, punted */
 	/*
 	 * Not cleared when a request is taken from the queue's cache
@@ -308,6 +321,7 @@ struct vhost_blk_vq_stats {
 	u64 signals;			/* call eventfd signalled */
 	u64 punted;			/* handed to the workqueue */
 	u64 reissued;			/* of those, after a late -EAGAIN */
+	u64 bounced;			/* parts served through our pages */
 	u64 log_faults;			/* dirty-log writes that faulted */
 	atomic64_t kicks;		/* kick eventfd wake-ups */
 };

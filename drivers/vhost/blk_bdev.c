@@ -57,7 +57,7 @@ void vhost_blk_bdev_rw(struct vhost_blk_req *req)
 		opf |= REQ_FUA;
 
 	iov_iter_bvec(&iter, req->type == VIRTIO_BLK_T_IN ? READ : WRITE,
-		      req->bvec, req->nr_pages, req->len);
+		      req->io_bvec, req->io_nr, req->len);
 	/* The block layer needs what direct I/O on the device needs. */
 	if (!vhost_blk_bdev_iter_is_aligned(bdev, &iter) ||
 	    (req->sector << VHOST_BLK_SECTOR_SHIFT) &

@@ -27,10 +27,10 @@ int vhost_blk_file_sync_rw(struct vhost_blk_req *req)
 	ssize_t ret;
 
 	if (req->type == VIRTIO_BLK_T_IN) {
-		iov_iter_bvec(&iter, READ, req->bvec, req->nr_pages, req->len);
+		iov_iter_bvec(&iter, READ, req->io_bvec, req->io_nr, req->len);
 		ret = vfs_iter_read(file, &iter, &pos, 0);
 	} else {
-		iov_iter_bvec(&iter, WRITE, req->bvec, req->nr_pages,
+		iov_iter_bvec(&iter, WRITE, req->io_bvec, req->io_nr,
 			      req->len);
 		/* Writethrough: generic_write_sync() before it returns.
 		 * A frozen file system holds the write here, in the
@@ -161,10 +161,10 @@ int vhost_blk_file_aio(struct vhost_blk_req *req, bool nowait)
 	if (nowait)
 		iocb->ki_flags |= IOCB_NOWAIT;
 	if (req->type == VIRTIO_BLK_T_IN) {
-		iov_iter_bvec(&iter, READ, req->bvec, req->nr_pages, req->len);
+		iov_iter_bvec(&iter, READ, req->io_bvec, req->io_nr, req->len);
 		ret = file->f_op->read_iter(iocb, &iter);
 	} else {
-		iov_iter_bvec(&iter, WRITE, req->bvec, req->nr_pages,
+		iov_iter_bvec(&iter, WRITE, req->io_bvec, req->io_nr,
 			      req->len);
 		iocb->ki_flags |= IOCB_WRITE;
 		/* Writethrough: FUA, or a sync when the write completes. */

@@ -336,9 +336,119 @@ static u8 vhost_blk_worse(u8 a, u8 b)
 	return a == VIRTIO_BLK_S_OK ? b : a;
 }
 
-/* Hand the pinned part of a read or write to the backend. */
+/*
+ * Whether the backend takes the part's buffers as they are: what direct
+ * I/O on the device needs, each segment on its DMA alignment and a whole
+ * number of its logical blocks (for a file, the device of its file
+ * system; 512 bytes where it has none).  The page cache takes any.
+ */
+static bool vhost_blk_part_aligned(const struct vhost_blk_req *req)
+{
+	struct block_device *bdev = req->be->bdev;
+	unsigned int addr_mask = VHOST_BLK_SECTOR_SIZE - 1;
+	unsigned int len_mask = VHOST_BLK_SECTOR_SIZE - 1;
+	unsigned int i;
+
+	if (!bdev) {
+		if (!(req->be->file->f_flags & O_DIRECT))
+			return true;
+		bdev = file_inode(req->be->file)->i_sb->s_bdev;
+	}
+	if (bdev) {
+		addr_mask = bdev_dma_alignment(bdev);
+		len_mask = bdev_logical_block_size(bdev) - 1;
+	}
+	for (i = 0; i < req->nr_pages; i++)
+		if ((req->bvec[i].bv_offset & addr_mask) ||
+		    (req->bvec[i].bv_len & len_mask))
+			return false;
+	return true;
+}
+
+/*
+ * Serve the part through pages of our own, charged to the owner's memory
+ * cgroup (the worker's active memcg): no more of them than the part has
+ * pinned, so the device's pin budget bounds them too.  An OUT part's data
+ * is copied in now.
+ */
+static int vhost_blk_req_bounce(struct vhost_blk_req *req)
+{
+	unsigned int nr = DIV_ROUND_UP(req->len, PAGE_SIZE), i;
+	u32 left = req->len;
+	struct iov_iter from;
+
+	req->bounce = kvmalloc_array(nr, sizeof(*req->bounce),
+				     GFP_KERNEL_ACCOUNT);
+	if (!req->bounce)
+		return -ENOMEM;
+	for (i = 0; i < nr; i++) {
+		struct page *page = alloc_page(GFP_KERNEL_ACCOUNT);
+
+		if (!page)
+			return -ENOMEM;
+		req->bounce[i].bv_page = page;
+		req->bounce[i].bv_offset = 0;
+		req->bounce[i].bv_len = min_t(u32, left, PAGE_SIZE);
+		left -= req->bounce[i].bv_len;
+		req->nr_bounce++;
+	}
+	if (req->type == VIRTIO_BLK_T_OUT) {
+		iov_iter_bvec(&from, WRITE, req->bvec, req->nr_pages,
+			      req->len);
+		for (i = 0; i < nr; i++) {
+			struct bio_vec *bv = &req->bounce[i];
+
+			if (copy_page_from_iter(bv->bv_page, 0, bv->bv_len,
+						&from) != bv->bv_len)
+				return -EFAULT;
+		}
+	}
+	req->io_bvec = req->bounce;
+	req->io_nr = nr;
+	vhost_blk_stat_add(&req->vq->stats.bounced, 1);
+	return 0;
+}
+
+/*
+ * The bounced part of @req completed: copy what an IN part read to the
+ * guest's pages, and free the bounce pages.  Nothing to do for a part
+ * that was not bounced.
+ */
+static void vhost_blk_req_unbounce(struct vhost_blk_req *req)
+{
+	struct iov_iter to;
+	unsigned int i;
+
+	if (!req->bounce)
+		return;
+	if (req->type == VIRTIO_BLK_T_IN &&
+	    READ_ONCE(req->status) == VIRTIO_BLK_S_OK &&
+	    req->io_bvec == req->bounce) {
+		iov_iter_bvec(&to, READ, req->bvec, req->nr_pages, req->len);
+		for (i = 0; i < req->nr_bounce; i++)
+			copy_page_to_iter(req->bounce[i].bv_page, 0,
+					  req->bounce[i].bv_len, &to);
+	}
+	for (i = 0; i < req->nr_bounce; i++)
+		__free_page(req->bounce[i].bv_page);
+	kvfree(req->bounce);
+	req->bounce = NULL;
+	req->nr_bounce = 0;
+}
+
+/*
+ * Hand the pinned part of a read or write to the backend, through bounce
+ * pages where its buffers are not as the backend needs them.
+ */
 static void vhost_blk_req_submit(struct vhost_blk_req *req)
 {
+	req->io_bvec = req->bvec;
+	req->io_nr = req->nr_pages;
+	if (!vhost_blk_part_aligned(req) && vhost_blk_req_bounce(req)) {
+		/* The completion frees what was allocated. */
+		req->status = VIRTIO_BLK_S_IOERR;
+		return;
+	}
 	if (req->be->bdev)
 		vhost_blk_bdev_rw(req);
 	else
@@ -924,6 +1034,7 @@ static void vhost_blk_complete(struct vhost_blk_vq *vq)
 			vhost_blk_req_reissue(req);
 			continue;
 		}
+		vhost_blk_req_unbounce(req);
 		vhost_blk_req_unpin(req);
 		/* Log what the part wrote, then pin the next one. */
 		vhost_blk_req_log(req);
