@@ -38,6 +38,7 @@
 
 #include <linux/bio.h>
 #include <linux/blkdev.h>
+#include <linux/completion.h>
 #include <linux/eventfd.h>
 #include <linux/fs.h>
 #include <linux/llist.h>
@@ -203,6 +204,13 @@ struct vhost_blk_worker {
 	 */
 	bool busy;
 	unsigned long poll_armed;	/* queues it busy-polls */
+	/*
+	 * Set by vhost_blk_worker_create() before the worker runs, which
+	 * joins @owner's cgroups first and reports how in @join_ret.
+	 */
+	struct task_struct *owner;
+	struct completion joined;
+	int join_ret;
 };
 
 /*

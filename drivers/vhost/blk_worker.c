@@ -221,6 +221,16 @@ static int vhost_blk_worker(void *data)
 
 	struct mem_cgroup *old_memcg;
 
+	/*
+	 * The guest's I/O is charged to the owner's cgroups (io.max...).
+	 * Joined from here, as vhost's kthreads did: moving a task into a
+	 * cpuset cgroup needs the mover's right to set the task's scheduling
+	 * (security_task_setscheduler()), which an unprivileged owner, such
+	 * as libvirt's QEMU, lacks over a kthread.  On failure the creator
+	 * stops us.
+	 */
+	w->join_ret = cgroup_attach_task_all(w->owner, current);
+	complete(&w->joined);
 	kthread_use_mm(blk->mm);
 	/*
 	 * A kthread's __GFP_ACCOUNT allocations are charged to nobody unless
@@ -353,18 +363,20 @@ static struct vhost_blk_worker *vhost_blk_worker_create(struct vhost_blk *blk)
 	w->blk = blk;
 	w->id = id;
 	w->busy = true;		/* until it first looks at @pending */
+	w->owner = current;
+	init_completion(&w->joined);
 	w->task = kthread_create(vhost_blk_worker, w, "vhost-blk-%d",
 				 current->pid);
 	if (IS_ERR(w->task)) {
 		ret = PTR_ERR(w->task);
 		goto err_free;
 	}
-	/* The guest's I/O is charged to the owner's cgroups (io.max...). */
-	ret = cgroup_attach_task_all(current, w->task);
+	wake_up_process(w->task);
+	wait_for_completion(&w->joined);
+	ret = w->join_ret;
 	if (ret)
 		goto err_stop;
 	blk->workers[id] = w;
-	wake_up_process(w->task);
 	return w;
 
 err_stop:

@@ -492,6 +492,80 @@ TEST_F(cg, worker_allocations_are_charged_to_the_owner_memcg)
 	vb_backend_destroy(&slow);
 }
 
+/*
+ * libvirt runs QEMU as a user of its own in a cgroup with the cpuset
+ * controller on.  Moving a task into such a cgroup checks that the mover
+ * may set the task's scheduling (cpuset_can_attach() ->
+ * security_task_setscheduler()), which an unprivileged owner may not do
+ * to a kthread: the worker must join the owner's cgroups itself, as
+ * vhost's kthreads did.  The child drops to nobody with the device open
+ * (as libvirt's QEMU with an fd it was given, or a node of group kvm),
+ * joins a fresh cpuset cgroup and sets the owner: it must get a worker,
+ * and the worker must be in that cgroup.  Exits: 0 done, 10 + errno of
+ * SET_OWNER, 2 no worker, 3 the worker elsewhere, 4 setup.
+ */
+static int unpriv_owner(int fd, const char *cg)
+{
+	char name[32], want[512], got[512];
+	pid_t tid = 0;
+
+	if (cg_enter(cg) || setresgid(65534, 65534, 65534) ||
+	    setresuid(65534, 65534, 65534))
+		return 4;
+	if (ioctl(fd, VHOST_SET_OWNER, NULL))
+		return 10 + errno;
+	vb_worker_name(name, sizeof(name), getpid());
+	if (vb_count_threads(name, &tid) != 1)
+		return 2;
+	if (task_cgroup(0, want, sizeof(want)) <= 0 ||
+	    task_cgroup(tid, got, sizeof(got)) <= 0 || strcmp(want, got))
+		return 3;
+	return 0;
+}
+
+TEST(unprivileged_owner_in_a_cpuset_cgroup_gets_its_worker_there)
+{
+	char root[256], path[400], ctl[256], cg[320];
+	const char *why = "";
+	bool mounted = false;
+	int fd, status, i;
+	pid_t pid;
+
+	if (access(VB_DEV_PATH, F_OK))
+		SKIP(return, "%s missing: vhost_blk not loaded", VB_DEV_PATH);
+	if (cgroup2_root(root, sizeof(root), &mounted, &why))
+		SKIP(return, "%s", why);
+	snprintf(path, sizeof(path), "%s/cgroup.controllers", root);
+	if (vb_read_text(path, ctl, sizeof(ctl)) < 0 || !strstr(ctl, "cpuset"))
+		SKIP(return, "the cgroup2 cpuset controller is not available");
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", root);
+	if (vb_write_text(path, "+cpuset"))
+		SKIP(return, "cannot enable the cpuset controller in %s", path);
+	snprintf(cg, sizeof(cg), "%s/vbt-%d-cpuset", root, getpid());
+	ASSERT_EQ(0, mkdir(cg, 0755)) TH_LOG("mkdir %s: %s", cg, strerror(errno));
+	fd = vb_open();
+	ASSERT_LE(0, fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(unpriv_owner(fd, cg));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	close(fd);
+	for (i = 0; i < 200 && rmdir(cg) && errno != ENOENT; i++)
+		usleep(10000);
+	if (mounted) {
+		umount2(root, MNT_DETACH);
+		rmdir(root);
+	}
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status))
+		TH_LOG("%s", WEXITSTATUS(status) >= 10 ?
+		       strerror(WEXITSTATUS(status) - 10) :
+		       WEXITSTATUS(status) == 2 ? "no worker" :
+		       WEXITSTATUS(status) == 3 ? "the worker is elsewhere" :
+		       "cannot join the cgroup or drop to nobody");
+}
+
 /* -------------------------------------------------- worker lifetime */
 
 FIXTURE(life) {
