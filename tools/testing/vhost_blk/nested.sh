@@ -51,8 +51,9 @@ nested_initramfs()
 		chmod +x "$tmp/init"
 		: >"$tmp/etc/modules"
 		# vfat and its code pages: the firmware run mounts the
-		# partition it booted from; ext4: the crash run's file system.
-		for path in $(for m in virtio_pci virtio_blk vfat nls_cp437 nls_ascii nls_utf8 ext4; do
+		# partition it booted from; ext4: the crash run's file system;
+		# button and evdev: the power button the libvirt run presses.
+		for path in $(for m in virtio_pci virtio_blk vfat nls_cp437 nls_ascii nls_utf8 ext4 button evdev; do
 				modprobe -S "$kver" --show-depends "$m"
 			      done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }'); do
 			case "$path" in
