@@ -206,7 +206,9 @@ struct vhost_blk_worker {
 	unsigned long poll_armed;	/* queues it busy-polls */
 	/*
 	 * Set by vhost_blk_worker_create() before the worker runs, which
-	 * joins @owner's cgroups first and reports how in @join_ret.
+	 * joins @owner's cgroups first and reports how in @join_ret.  The
+	 * creator waits for @joined, so @owner is alive while the worker
+	 * reads it, and clears it after.
 	 */
 	struct task_struct *owner;
 	struct completion joined;

@@ -373,6 +373,7 @@ static struct vhost_blk_worker *vhost_blk_worker_create(struct vhost_blk *blk)
 	}
 	wake_up_process(w->task);
 	wait_for_completion(&w->joined);
+	w->owner = NULL;
 	ret = w->join_ret;
 	if (ret)
 		goto err_stop;
